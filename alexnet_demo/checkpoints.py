@@ -1,0 +1,111 @@
+"""Checkpoints: safetensors weights + JSON metadata, written atomically, never unpickled; local first, then the Hub."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .models import PRESETS, build_model
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+META_KEY = "alexnet_demo"  # the safetensors metadata entry that holds our JSON
+REQUIRED_META = ("preset", "input_size", "classes")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, corrupt, truncated or does not fit its model; names the file."""
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> Path:
+    """Write a safetensors file through a temporary file in the same folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be read by others
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_checkpoint(path, model: torch.nn.Module, meta: dict, dtype: torch.dtype = torch.float16) -> Path:
+    """Weights cast to `dtype` (floating tensors only; BatchNorm counters stay integer) plus `meta` as JSON."""
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint metadata lacks {missing}")
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    meta = {**meta, "weights_dtype": str(dtype).removeprefix("torch.")}
+    return atomic_save(tensors, path, {META_KEY: json.dumps(meta)})
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """All tensors and our JSON metadata of a safetensors file, with a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for a bad header or short file
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    try:
+        meta = json.loads(raw.get(META_KEY, "{}"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({e})") from None
+    return tensors, meta
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+    """The float32 model in eval mode and its metadata; CheckpointError says what is wrong with the file."""
+    tensors, meta = read_safetensors(path)
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: metadata lacks {missing}; not an alexnet_demo checkpoint")
+    if meta["preset"] not in PRESETS:
+        raise CheckpointError(f"{path}: unknown preset {meta['preset']!r} (known: {sorted(PRESETS)})")
+    try:
+        model = build_model(meta["preset"], int(meta["input_size"]), num_classes=len(meta["classes"]))
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+    expected = model.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in expected]
+    problems += [f"{k} has shape {tuple(state[k].shape)}, the model needs {tuple(v.shape)}"
+                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if problems:
+        shown = "; ".join(problems[:4]) + ("; …" if len(problems) > 4 else "")
+        raise CheckpointError(f"{path}: does not fit the {meta['preset']!r} model: {shown}")
+    model.load_state_dict(state)
+    return model.eval(), meta
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """A path as given; a preset name as `checkpoints/<name>.safetensors`, else from the Hub repo in
+    env ALEXNET_DEMO_HUB_REPO (hf_hub_download). Raises CheckpointError saying where it looked."""
+    name = str(name_or_path)
+    if name not in PRESETS:
+        return Path(name)
+    local = CHECKPOINT_DIR / f"{name}.safetensors"
+    if local.is_file():
+        return local
+    repo = os.environ.get("ALEXNET_DEMO_HUB_REPO")
+    if not repo:
+        raise CheckpointError(f"{local}: no shipped checkpoint, and env ALEXNET_DEMO_HUB_REPO names no Hub repo")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=f"{name}.safetensors"))
+    except Exception as e:  # offline (LocalEntryNotFoundError), not found, no network
+        raise CheckpointError(f"{local}: missing locally, and the Hub repo {repo!r} gave none "
+                              f"({type(e).__name__}: {e})") from None

@@ -1,0 +1,184 @@
+"""The two AlexNet presets, shaped like torchvision's alexnet.py: `features`, `classifier`, a short forward."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    in_channels: int
+    input_size: int  # px, square: what the write-up feeds the network
+    native_size: int  # px, the dataset's own image size
+    dataset: str
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]  # per-channel normalization, on [0, 1] pixels
+    std: tuple[float, ...]
+
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+PRESETS = {
+    "mnist": Preset("mnist", 1, 224, 28, "mnist", MNIST_CLASSES, (0.1307,), (0.3081,)),
+    "cifar10": Preset("cifar10", 3, 50, 32, "cifar10", CIFAR10_CLASSES,
+                      (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+
+class AlexNetMNIST(nn.Module):
+    """AlexNet as the MNIST write-up builds it: 1x224x224 in, 46,764,746 parameters."""
+
+    def __init__(self, num_classes: int = 10, input_size: int = 224, dropout: float = 0.5):
+        super().__init__()
+        self.features = nn.Sequential(OrderedDict([
+            ("conv1", nn.Conv2d(1, 96, kernel_size=11, stride=4, padding=1)),  # (N, 96, 54, 54)
+            ("relu1", nn.ReLU(inplace=True)),
+            ("pool1", nn.MaxPool2d(kernel_size=3, stride=2)),  # (N, 96, 26, 26)
+            ("conv2", nn.Conv2d(96, 256, kernel_size=5, padding=2)),  # (N, 256, 26, 26)
+            ("relu2", nn.ReLU(inplace=True)),
+            ("pool2", nn.MaxPool2d(kernel_size=3, stride=2)),  # (N, 256, 12, 12)
+            ("conv3", nn.Conv2d(256, 384, kernel_size=3, padding=1)),  # (N, 384, 12, 12)
+            ("relu3", nn.ReLU(inplace=True)),
+            ("conv4", nn.Conv2d(384, 384, kernel_size=3, padding=1)),  # (N, 384, 12, 12)
+            ("relu4", nn.ReLU(inplace=True)),
+            ("conv5", nn.Conv2d(384, 256, kernel_size=3, padding=1)),  # (N, 256, 12, 12)
+            ("relu5", nn.ReLU(inplace=True)),
+            ("pool5", nn.MaxPool2d(kernel_size=3, stride=2)),  # (N, 256, 5, 5)
+        ]))
+        flat = flat_features(self.features, 1, input_size)  # 6400 at 224 px
+        self.classifier = nn.Sequential(
+            nn.Linear(flat, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+class AlexNetCIFAR10(nn.Module):
+    """AlexNet as the CIFAR-10 write-up builds it: 3x50x50 in, BatchNorm on conv1-2, 21,622,506 parameters."""
+
+    def __init__(self, num_classes: int = 10, input_size: int = 50, dropout: float = 0.5):
+        super().__init__()
+        self.features = nn.Sequential(OrderedDict([
+            ("conv1", nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=2, bias=False)),  # (N, 96, 11, 11)
+            ("bn1", nn.BatchNorm2d(96)),
+            ("pool1", nn.MaxPool2d(kernel_size=3, stride=2)),  # (N, 96, 5, 5)
+            ("relu1", nn.ReLU(inplace=True)),
+            ("conv2", nn.Conv2d(96, 256, kernel_size=5, padding=2, bias=False)),  # (N, 256, 5, 5)
+            ("bn2", nn.BatchNorm2d(256)),
+            ("pool2", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),  # (N, 256, 3, 3)
+            ("relu2", nn.ReLU(inplace=True)),
+            ("conv3", nn.Conv2d(256, 384, kernel_size=3, padding=1)),  # (N, 384, 3, 3)
+            ("relu3", nn.ReLU(inplace=True)),
+            ("conv4", nn.Conv2d(384, 384, kernel_size=3, padding=1)),  # (N, 384, 3, 3)
+            ("relu4", nn.ReLU(inplace=True)),
+            ("conv5", nn.Conv2d(384, 256, kernel_size=3, padding=1)),  # (N, 256, 3, 3)
+            ("pool5", nn.MaxPool2d(kernel_size=3, stride=2)),  # (N, 256, 1, 1)
+            ("relu5", nn.ReLU(inplace=True)),
+        ]))
+        flat = flat_features(self.features, 3, input_size)  # 256 at 50 px
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(flat, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+ARCHITECTURES = {"mnist": AlexNetMNIST, "cifar10": AlexNetCIFAR10}
+
+
+def _out(size: int, layer: nn.Module) -> int:
+    """Spatial size after one conv or pool layer (floor mode, square)."""
+    k, s, p = (layer.kernel_size, layer.stride, layer.padding)
+    k, s, p = (v[0] if isinstance(v, tuple) else v for v in (k, s, p))
+    return (size + 2 * p - k) // s + 1
+
+
+def layer_sizes(features: nn.Sequential, input_size: int) -> dict[str, int]:
+    """Spatial size after each conv/pool layer of `features`, by shape arithmetic (no forward pass)."""
+    sizes, size = {}, input_size
+    for name, layer in features.named_children():
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+            size = _out(size, layer)
+            sizes[name] = size
+    return sizes
+
+
+def min_input_size(features: nn.Sequential) -> int:
+    """Smallest square input for which every layer of `features` still has at least one pixel."""
+    size = 1
+    while min(layer_sizes(features, size).values()) < 1:
+        size += 1
+    return size
+
+
+def flat_features(features: nn.Sequential, in_channels: int, input_size: int) -> int:
+    """Width of the first Linear layer: channels x height x width of the conv stack's output."""
+    minimum = min_input_size(features)
+    if input_size < minimum:
+        raise ValueError(f"input_size {input_size} px is too small for these layers: the minimum is {minimum} px")
+    out_channels = [m.out_channels for m in features if isinstance(m, nn.Conv2d)][-1]
+    side = list(layer_sizes(features, input_size).values())[-1]
+    return out_channels * side * side
+
+
+def build_model(preset: str, input_size: int | None = None, num_classes: int = 10) -> nn.Module:
+    """A fresh model of `preset` ("mnist" or "cifar10") for square inputs of `input_size` px (None: the preset's)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, not {preset!r}")
+    size = PRESETS[preset].input_size if input_size is None else int(input_size)
+    return ARCHITECTURES[preset](num_classes=num_classes, input_size=size)
+
+
+def feature_taps(model: nn.Module) -> dict[str, str]:
+    """For each conv layer, the module in `features` whose output (after ReLU) is that layer's feature map.
+
+    The map is taken at the conv's own resolution: after its BatchNorm where there is one, before pooling.
+    """
+    names = [name for name, _ in model.features.named_children()]
+    taps = {}
+    for conv in CONV_LAYERS:
+        bn = "bn" + conv[4:]
+        taps[conv] = bn if bn in names else conv
+    return taps
+
+
+def layer_table(preset: str, input_size: int | None = None) -> list[dict]:
+    """One row per layer of `preset`: name, output shape (C, H, W or features), parameter count."""
+    model = build_model(preset, input_size).eval()
+    size = PRESETS[preset].input_size if input_size is None else input_size
+    x = torch.zeros(1, PRESETS[preset].in_channels, size, size)
+    rows = []
+    with torch.no_grad():
+        for section in ("features", "classifier"):
+            for name, layer in getattr(model, section).named_children():
+                if section == "classifier" and x.dim() > 2:
+                    x = torch.flatten(x, 1)
+                x = layer(x)
+                rows.append({
+                    "layer": f"{section}.{name}",
+                    "type": type(layer).__name__,
+                    "output": tuple(x.shape[1:]),
+                    "params": sum(p.numel() for p in layer.parameters()),
+                })
+    return rows
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,28 @@
+"""Shared fixtures: the real datasets in ../shared/data (skipped with a reason when absent)."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("ALEXNET_DEMO_DATA") or ROOT.parent / "shared" / "data")
+
+
+def has_data(name: str) -> bool:
+    return (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file() if name == "mnist" else \
+        (SHARED_DATA / "cifar10-jpg" / "test").is_dir() or (SHARED_DATA / "cifar-10-batches-py").is_dir()
+
+
+@pytest.fixture
+def data_root():
+    if not has_data("mnist"):
+        pytest.skip(f"real MNIST not found under {SHARED_DATA} (set ALEXNET_DEMO_DATA to a data root)")
+    return str(SHARED_DATA)
+
+
+@pytest.fixture
+def cifar_root():
+    if not has_data("cifar10"):
+        pytest.skip(f"real CIFAR-10 not found under {SHARED_DATA} (set ALEXNET_DEMO_DATA to a data root)")
+    return str(SHARED_DATA)

@@ -1,0 +1,134 @@
+"""Inference: any image in, MNIST-style digits and CIFAR-style photos out, clear errors for bad input."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from alexnet_demo.inference import Classifier, digit_to_mnist, photo_to_cifar, to_float_array
+from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES, build_model
+
+
+@pytest.fixture(scope="module")
+def mnist_classifier():
+    torch.manual_seed(0)
+    return Classifier(build_model("mnist", 65), {"preset": "mnist", "input_size": 65, "classes": MNIST_CLASSES})
+
+
+@pytest.fixture(scope="module")
+def cifar_classifier():
+    torch.manual_seed(0)
+    return Classifier(build_model("cifar10"), {"preset": "cifar10", "input_size": 50, "classes": CIFAR10_CLASSES})
+
+
+def test_real_mnist_digits_survive_the_normalization_unchanged(data_root):
+    """MNIST's own test digits are already normalized: our pipeline must give them back nearly as they are."""
+    from alexnet_demo.data import load_dataset
+    digits = load_dataset("mnist", "test", data_root, download=False).images[:100, 0].numpy()
+    error = np.mean([np.abs(digit_to_mnist(d).astype(int) - d).mean() for d in digits])
+    assert error < 2.0  # mean absolute difference on a 0-255 scale
+
+
+def stroke_canvas(size=800, box=(100, 300, 200, 600), width=30, rgba=True):
+    """A vertical bar drawn on a transparent canvas, like gradio's Sketchpad gives."""
+    canvas = np.zeros((size, size, 4), np.uint8)
+    top, bottom, left, right = box
+    mid = (left + right) // 2
+    canvas[top:bottom, mid - width // 2: mid + width // 2] = (0, 0, 0, 255)
+    return canvas if rgba else 255 - canvas[:, :, :3]
+
+
+def test_a_small_digit_in_a_corner_is_normalized_like_a_centred_one():
+    corner = digit_to_mnist(stroke_canvas(box=(10, 110, 10, 60), width=8))
+    centred = digit_to_mnist(stroke_canvas(box=(250, 550, 300, 500), width=24))
+    assert corner.shape == (28, 28) and np.abs(corner.astype(int) - centred).mean() < 10
+    ys, xs = np.nonzero(corner > 40)
+    assert ys.min() >= 3 and ys.max() <= 24 and abs(xs.mean() - 14) < 1.5
+
+
+@pytest.mark.parametrize("make", [
+    lambda c: c,  # black strokes on a transparent layer (the Sketchpad)
+    lambda c: np.where(c[:, :, 3:] > 0, 0, 255).repeat(3, 2).astype(np.uint8),  # dark on light RGB
+    lambda c: np.where(c[:, :, 3] > 0, 255, 0).astype(np.uint8),  # light on dark gray
+    lambda c: np.where(c[:, :, 3] > 0, 65535, 0).astype(np.uint16),  # 16-bit
+])
+def test_ink_is_found_whatever_the_polarity(make):
+    reference = digit_to_mnist(stroke_canvas())
+    assert np.abs(digit_to_mnist(make(stroke_canvas())).astype(int) - reference).mean() < 3
+
+
+def test_empty_canvas_means_nothing_drawn(mnist_classifier):
+    for blank in (np.zeros((800, 800, 4), np.uint8), np.full((300, 300, 3), 255, np.uint8)):
+        assert mnist_classifier.predict(blank) == {}
+        assert mnist_classifier.feature_maps(blank) == {}
+    assert mnist_classifier.predict({"composite": np.zeros((50, 50, 4), np.uint8), "layers": []}) == {}
+
+
+def test_prediction_is_a_distribution_over_class_names(mnist_classifier, cifar_classifier):
+    probabilities = mnist_classifier.predict(stroke_canvas())
+    assert set(probabilities) == set(MNIST_CLASSES) and sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
+    assert list(probabilities.values()) == sorted(probabilities.values(), reverse=True)
+    photo = Image.fromarray((np.random.default_rng(0).random((120, 90, 3)) * 255).astype(np.uint8))
+    assert set(cifar_classifier.predict(photo)) == set(CIFAR10_CLASSES)
+
+
+def test_feature_maps_come_from_every_conv_layer(cifar_classifier):
+    maps = cifar_classifier.feature_maps(np.zeros((32, 32, 3), np.uint8) + 100)
+    assert {k: tuple(v.shape) for k, v in maps.items()} == {
+        "conv1": (96, 11, 11), "conv2": (256, 5, 5), "conv3": (384, 3, 3), "conv4": (384, 3, 3),
+        "conv5": (256, 3, 3)}
+    assert all((v >= 0).all() for v in maps.values())  # after ReLU
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "CMYK", "I;16", "1", "LA"])
+def test_every_pil_mode_becomes_a_cifar_input(mode, cifar_classifier):
+    image = Image.new("RGB", (64, 48), (200, 30, 30)).convert(mode)
+    assert photo_to_cifar(image).shape == (32, 32, 3)
+    assert len(cifar_classifier.predict(image)) == 10
+
+
+def test_animated_gif_uses_its_first_frame(tmp_path):
+    frames = [Image.new("RGB", (40, 40), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    assert photo_to_cifar(str(tmp_path / "a.gif"))[16, 16, 0] > 200  # red, not blue
+
+
+@pytest.mark.parametrize("bad,message", [
+    (b"this is a text file", "not a readable image"),
+    (b"", "empty file"),
+])
+def test_bad_files_give_value_errors(tmp_path, bad, message):
+    path = tmp_path / "x.png"
+    path.write_bytes(bad)
+    with pytest.raises(ValueError, match=message):
+        photo_to_cifar(str(path))
+
+
+def test_truncated_jpeg_is_a_value_error(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), (10, 200, 10)).save(buffer, "JPEG")
+    (tmp_path / "t.jpg").write_bytes(buffer.getvalue()[:300])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        photo_to_cifar(str(tmp_path / "t.jpg"))
+
+
+@pytest.mark.parametrize("array,message", [
+    (np.zeros((0, 5, 3), np.uint8), "empty"),
+    (np.zeros((4, 4, 7), np.uint8), "shape"),
+    (np.full((4, 4), np.nan, np.float32), "NaN"),
+    (np.zeros((4, 4), np.complex64), "dtype"),
+    ("not an image", "readable"),
+])
+def test_bad_arrays_give_value_errors(array, message, tmp_path):
+    if isinstance(array, str):
+        (tmp_path / "n.png").write_text(array)
+        array = str(tmp_path / "n.png")
+    with pytest.raises(ValueError, match=message):
+        to_float_array(array)
+
+
+def test_huge_images_are_refused_before_decoding(tmp_path):
+    Image.new("L", (10_000, 10_000)).save(tmp_path / "big.png")
+    with pytest.raises(ValueError, match="(100 MP|100000000 pixels).*the limit is 40 MP"):
+        to_float_array(str(tmp_path / "big.png"))

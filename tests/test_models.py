@@ -1,0 +1,62 @@
+"""The presets match the write-ups layer for layer: shapes, parameter counts, input-size rules."""
+import pytest
+import torch
+
+from alexnet_demo import build_model
+from alexnet_demo.models import count_parameters, feature_taps, layer_table
+
+MNIST_SHAPES = [(96, 54, 54), (96, 26, 26), (256, 26, 26), (256, 12, 12), (384, 12, 12), (384, 12, 12),
+                (256, 12, 12), (256, 5, 5)]
+CIFAR_SHAPES = [(96, 11, 11), (96, 5, 5), (256, 5, 5), (256, 3, 3), (384, 3, 3), (384, 3, 3), (256, 3, 3),
+                (256, 1, 1)]
+
+
+def shapes_after_conv_and_pool(preset):
+    return [row["output"] for row in layer_table(preset)
+            if row["type"] in ("Conv2d", "MaxPool2d")]
+
+
+def test_mnist_layer_shapes_match_the_write_up():
+    assert shapes_after_conv_and_pool("mnist") == MNIST_SHAPES
+
+
+def test_cifar10_layer_shapes_match_the_write_up():
+    assert shapes_after_conv_and_pool("cifar10") == CIFAR_SHAPES
+
+
+def test_parameter_counts_are_exact():
+    # The MNIST write-up's 47,686,346 has an arithmetic slip in FC1: 6400*4096 + 4096 = 26,218,496.
+    assert count_parameters(build_model("mnist")) == 46_764_746
+    assert count_parameters(build_model("cifar10")) == 21_622_506
+    assert sum(r["params"] for r in layer_table("mnist")) == 46_764_746
+
+
+@pytest.mark.parametrize("preset,channels,size", [("mnist", 1, 224), ("cifar10", 3, 50)])
+def test_forward_gives_ten_logits(preset, channels, size):
+    model = build_model(preset).eval()
+    assert model(torch.zeros(2, channels, size, size)).shape == (2, 10)
+
+
+def test_input_size_changes_the_first_linear_width():
+    model = build_model("mnist", input_size=65)  # the smallest the mnist layers take
+    assert model.classifier[0].in_features == 256
+    assert model.eval()(torch.zeros(1, 1, 65, 65)).shape == (1, 10)
+    assert build_model("mnist", input_size=128).classifier[0].in_features == 256 * 2 * 2  # 128 px -> 2x2 after pool5
+
+
+def test_too_small_input_names_the_minimum():
+    with pytest.raises(ValueError, match="minimum is 65 px"):
+        build_model("mnist", input_size=64)
+
+
+def test_unknown_preset_is_a_value_error():
+    with pytest.raises(ValueError, match="preset must be one of"):
+        build_model("imagenet")
+
+
+def test_conv_layers_have_stable_names():
+    for preset in ("mnist", "cifar10"):
+        model = build_model(preset)
+        names = dict(model.features.named_children())
+        assert all(f"conv{i}" in names for i in range(1, 6))
+        assert list(feature_taps(model)) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
