@@ -109,3 +109,50 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     except Exception as e:  # offline (LocalEntryNotFoundError), not found, no network
         raise CheckpointError(f"{local}: missing locally, and the Hub repo {repo!r} gave none "
                               f"({type(e).__name__}: {e})") from None
+
+
+def model_card(meta: dict) -> str:
+    """The Hub model card: architecture, data, accuracy and the command that trained the weights."""
+    accuracy = meta.get("test_accuracy")
+    accuracy_line = f"{accuracy:.2%}" if isinstance(accuracy, float) else "not measured"
+    data_note = " (CIFAR-10 as JPEG at quality 75 when trained from ../shared/data)" if meta["preset"] == "cifar10" \
+        else ""
+    return f"""---
+license: mit
+library_name: pytorch
+tags: [alexnet, image-classification, {meta['dataset']}, safetensors]
+datasets: [{meta['dataset']}]
+---
+# AlexNet `{meta['preset']}` preset
+
+An AlexNet adapted to {meta['dataset'].upper()}, from the alexnet_demo project: input {meta['input_size']}×{meta['input_size']},
+classes {', '.join(meta['classes'])}. Weights are float16 safetensors; load them with
+`alexnet_demo.load_classifier(path)`, which upcasts to float32.
+
+| | |
+|---|---|
+| test accuracy | {accuracy_line}{data_note} |
+| epochs | {meta.get('epochs_done', '?')} |
+| training time | {meta.get('train_time_s', '?')} s on {meta.get('hardware', '?')} |
+| torch | {meta.get('torch', '?')} |
+
+Training command:
+
+```
+{meta.get('command', 'python -m alexnet_demo.train ' + '(command not recorded)')}
+```
+"""
+
+
+def push_checkpoint(path: str | os.PathLike, repo_id: str, token: str | None = None, api=None) -> str:
+    """Upload a checkpoint as `<preset>.safetensors` plus a model card to the Hub model repo `repo_id`."""
+    from huggingface_hub import HfApi
+
+    _, meta = load_checkpoint(path)
+    api = api or HfApi(token=token or os.environ.get("HF_TOKEN"))
+    api.create_repo(repo_id=repo_id, repo_type="model", exist_ok=True)
+    api.upload_file(path_or_fileobj=str(path), path_in_repo=f"{meta['preset']}.safetensors", repo_id=repo_id,
+                    repo_type="model", commit_message=f"Upload {meta['preset']} checkpoint")
+    api.upload_file(path_or_fileobj=model_card(meta).encode(), path_in_repo="README.md", repo_id=repo_id,
+                    repo_type="model", commit_message="Model card")
+    return f"https://huggingface.co/{repo_id}"

@@ -108,3 +108,20 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     print(json.dumps({"checkpoint": str(path), "test_images": len(test), "test_accuracy": round(result["accuracy"], 4),
                       "test_loss": round(result["loss"], 4), "per_class_accuracy": per_class}))
     return 0
+
+
+def push_main(argv: list[str] | None = None) -> int:
+    from .checkpoints import CheckpointError, push_checkpoint
+
+    parser = argparse.ArgumentParser(prog="python -m alexnet_demo.push",
+                                     description="Upload a checkpoint and its model card to the Hugging Face Hub "
+                                                 "(token from env HF_TOKEN).")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--repo-id", required=True, help="owner/name of the Hub model repo")
+    args = parser.parse_args(argv)
+    try:
+        print(push_checkpoint(args.checkpoint, args.repo_id))
+    except (CheckpointError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,300 @@
+"""Benchmarks, each side by side with its baseline in one run: `python bench/bench.py {throughput,accuracy,latency,plots}`.
+
+Each prints a table and writes JSON under bench/results/ with the hardware, versions, precision and what is on the
+clock. `--tiny` shrinks every size so that tests can run the same code paths on a CPU in seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alexnet_demo import TrainConfig, build_model, train  # noqa: E402
+from alexnet_demo.data import load_dataset  # noqa: E402
+from alexnet_demo.training import DoneEvent, EpochEvent, StartEvent, StepEvent, device_name, pick_device  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def environment(device: torch.device) -> dict:
+    return {"hardware": device_name(device), "machine": platform.machine(), "torch": torch.__version__,
+            "cuda": torch.version.cuda if device.type == "cuda" else None, "threads": torch.get_num_threads(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+
+
+def report(name: str, rows: list[dict], meta: dict, out_dir: Path = RESULTS) -> Path:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    print(" | ".join(keys))
+    for row in rows:
+        print(" | ".join(f"{row.get(k):.4g}" if isinstance(row.get(k), float) else str(row.get(k)) for k in keys))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, **meta, "rows": rows}, indent=2))
+    print(f"-> {path}")
+    return path
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---- 1. training throughput: ours against the sources' pipeline ---------------------------------------------
+
+
+def sources_pipeline_images_per_s(preset: str, size: int, batch_size: int, steps: int, warmup: int, data_root,
+                                  device: torch.device, workers: int) -> float:
+    """The write-ups' way: torchvision Resize + ToTensor per sample (PIL) inside a DataLoader, fp32, Adam 1e-3."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    from alexnet_demo.data import resolve_data_root
+    from alexnet_demo.models import PRESETS
+
+    p = PRESETS[preset]
+    transform = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(),
+                                    transforms.Normalize(p.mean, p.std)])
+    root = resolve_data_root(data_root)
+    if preset == "mnist":
+        dataset = datasets.MNIST(str(root), train=True, transform=transform)
+    else:
+        dataset = datasets.ImageFolder(str(root / "cifar10-jpg" / "train"), transform=transform)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
+                        pin_memory=device.type == "cuda")
+    model = build_model(preset, size).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    start, seen = None, 0
+    for i, (x, y) in enumerate(loader):
+        if i == warmup:
+            _sync(device)
+            start, seen = time.perf_counter(), 0
+        if i == warmup + steps:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        seen += len(y)
+    _sync(device)
+    return seen / (time.perf_counter() - start)
+
+
+def engine_images_per_s(preset: str, size: int, batch_size: int, steps: int, warmup: int, data_root,
+                        amp: bool) -> float:
+    """The package's engine; images/s of the windows after warm-up (each window ends with a host sync)."""
+    log_every = max(1, steps // 4)
+    config = TrainConfig(dataset=preset, input_size=size, batch_size=batch_size, epochs=1, data_root=data_root,
+                         max_batches=warmup + steps, log_every=log_every, eval_limit=batch_size, amp=amp)
+    rates = []
+    for event in train(config):
+        if isinstance(event, StepEvent) and event.step > warmup:
+            rates.append(event.images_per_s)
+    return statistics.median(rates)
+
+
+def throughput(args) -> Path:
+    device = pick_device()
+    workers = args.workers if args.workers is not None else (4 if device.type == "cuda" else 0)
+    presets = [("mnist", 224), ("cifar10", 50)] if not args.tiny else [("mnist", 65), ("cifar10", 50)]
+    rows = []
+    for preset, size in presets:
+        base = sources_pipeline_images_per_s(preset, size, args.batch_size, args.steps, args.warmup, args.data_root,
+                                             device, workers)
+        ours = engine_images_per_s(preset, size, args.batch_size, args.steps, args.warmup, args.data_root,
+                                   amp=device.type == "cuda")
+        rows.append({"preset": preset, "input_px": size, "batch": args.batch_size,
+                     "sources_images_per_s": base, "ours_images_per_s": ours, "ratio": ours / base})
+    return report("throughput", rows, {
+        **environment(device), "steps_timed": args.steps, "warmup_steps": args.warmup,
+        "precision": {"sources": "fp32", "ours": "bf16 autocast" if device.type == "cuda" else "fp32"},
+        "on_the_clock": "data loading/preprocessing + forward + backward + optimizer step, after warm-up",
+        "sources_pipeline": f"torchvision Resize+ToTensor+Normalize per sample in a DataLoader "
+                            f"(num_workers={workers}), Adam 1e-3"}, args.out)
+
+
+# ---- 2. time to accuracy ----------------------------------------------------------------------------------
+
+
+RECIPES = {  # the shipped recipes (see README); --tiny runs them on a sliver of data
+    "mnist": dict(dataset="mnist", epochs=2, schedule="onecycle", lr=1e-3),
+    "cifar10": dict(dataset="cifar10", epochs=18, optimizer="sgd", lr=0.02, weight_decay=5e-4, label_smoothing=0.1,
+                    augment=True, schedule="onecycle"),
+}
+TARGETS = {"mnist": 0.992, "cifar10": 0.80}
+
+
+def time_to_accuracy(args) -> Path:
+    device = pick_device()
+    rows = []
+    for preset in ("mnist", "cifar10"):
+        for seed in range(args.seeds):
+            recipe = dict(RECIPES[preset], seed=seed, data_root=args.data_root, amp=device.type == "cuda")
+            if args.tiny:
+                recipe.update(epochs=1, subset=256, batch_size=64, input_size=65 if preset == "mnist" else None,
+                              eval_limit=200)
+            staged = reached = None
+            t0 = time.perf_counter()
+            for event in train(TrainConfig(**recipe)):
+                if isinstance(event, StartEvent):
+                    staged = time.perf_counter() - t0  # data decode/cache read + copy to the device
+                elif isinstance(event, EpochEvent) and reached is None and event.eval_accuracy >= TARGETS[preset]:
+                    reached = event.elapsed_s - staged
+                elif isinstance(event, DoneEvent):
+                    rows.append({"preset": preset, "seed": seed, "target": TARGETS[preset],
+                                 "test_accuracy": event.test_accuracy, "staging_s": staged,
+                                 "train_time_s": event.train_time_s, "seconds_to_target": reached})
+    return report("time_to_accuracy", rows, {
+        **environment(device), "compile_s": 0.0, "note": "no torch.compile in the engine, so compile time is 0; "
+        "seconds_to_target counts training and per-epoch evaluation after staging"}, args.out)
+
+
+# ---- 3. interactive latency on CPU ------------------------------------------------------------------------
+
+
+def latency(args) -> Path:
+    from alexnet_demo.checkpoints import CheckpointError
+    from alexnet_demo.inference import Classifier, digit_to_mnist, load_classifier
+    from alexnet_demo.data import prepare_batch
+    from alexnet_demo.inspection import feature_gallery, feature_maps_figure
+    from alexnet_demo.models import MNIST_CLASSES
+
+    try:
+        classifier, weights = load_classifier("mnist"), "shipped checkpoint"
+    except CheckpointError:
+        classifier, weights = Classifier(build_model("mnist"), {"preset": "mnist", "input_size": 224,
+                                                                 "classes": MNIST_CLASSES}), "untrained (no checkpoint)"
+    canvas = np.zeros((480, 480, 4), np.uint8)  # the app's Sketchpad size, RGBA with a transparent background
+    canvas[80:400, 200:240, 3] = 255
+    canvas[80:120, 140:300, 3] = 255
+    calls = 20 if args.tiny else 200
+    pre, fwd = [], []
+    for _ in range(calls + 5):
+        t0 = time.perf_counter()
+        seen = digit_to_mnist(canvas)
+        x = prepare_batch(torch.from_numpy(seen)[None, None], "mnist", classifier.input_size, channels_last=True)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            classifier.model(x).softmax(1)
+        t2 = time.perf_counter()
+        pre.append((t1 - t0) * 1e3)
+        fwd.append((t2 - t1) * 1e3)
+    pre, fwd = np.array(pre[5:]), np.array(fwd[5:])  # the first calls warm up the allocator and oneDNN
+    total = pre + fwd
+    panel = []
+    for _ in range(5 if args.tiny else 20):
+        t0 = time.perf_counter()
+        feature_gallery(classifier.run(canvas).feature_maps)
+        panel.append((time.perf_counter() - t0) * 1e3)
+    t0 = time.perf_counter()
+    fig = feature_maps_figure(classifier.run(canvas).feature_maps)
+    import io
+    fig.savefig(io.BytesIO(), format="png")
+    figure_ms = (time.perf_counter() - t0) * 1e3
+    rows = [{"what": "drawing -> probabilities, preprocessing", "p50_ms": float(np.percentile(pre, 50)),
+             "p95_ms": float(np.percentile(pre, 95))},
+            {"what": "drawing -> probabilities, forward", "p50_ms": float(np.percentile(fwd, 50)),
+             "p95_ms": float(np.percentile(fwd, 95))},
+            {"what": "drawing -> probabilities, total", "p50_ms": float(np.percentile(total, 50)),
+             "p95_ms": float(np.percentile(total, 95))},
+            {"what": "Draw tab feature-map panel (forward + 5 grids)", "p50_ms": float(np.median(panel)),
+             "p95_ms": float(np.percentile(panel, 95))},
+            {"what": "Feature maps tab figure (forward + matplotlib PNG)", "p50_ms": figure_ms, "p95_ms": figure_ms}]
+    if not args.tiny:
+        rows.append({"what": "app start -> first /classify_digit answered", "p50_ms": app_ready_ms(), "p95_ms": None})
+    return report("latency", rows, {**environment(torch.device("cpu")), "calls": calls, "weights": weights,
+                                    "input": "480x480 RGBA canvas"}, args.out)
+
+
+def app_ready_ms() -> float:
+    """Wall time from `python app.py` to the first answered /classify_digit call (gradio_client)."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    port = 7911
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    path = RESULTS / "digit.png"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    canvas = np.full((280, 280), 255, np.uint8)
+    canvas[40:240, 130:150] = 0
+    Image.fromarray(canvas).save(path)
+    t0 = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - t0 < 120:
+            try:
+                client = Client(f"http://127.0.0.1:{port}", verbose=False)
+                client.predict({"background": handle_file(str(path)), "layers": [],
+                                "composite": handle_file(str(path))}, api_name="/classify_digit")
+                return (time.perf_counter() - t0) * 1e3
+            except Exception:
+                time.sleep(0.2)
+        raise RuntimeError("the app did not answer within 120 s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# ---- 4. live-plot overhead ----------------------------------------------------------------------------------
+
+
+def plot_overhead(args) -> Path:
+    """Engine images/s alone against the same run consumed by the app's train_run (events -> DataFrames)."""
+    from alexnet_demo import ui
+
+    form = dict(dataset="mnist", epochs=1, batch_size=64, lr=3e-4, optimizer="adam", schedule="none",
+                subset=640 if args.tiny else 6400, input_size=65, augment=False, amp=False)
+    if args.data_root:
+        os.environ["ALEXNET_DEMO_DATA"] = str(args.data_root)
+    config = ui.make_config(**form)
+    alone = [e.images_per_s for e in train(config) if isinstance(e, StepEvent)][1:]
+    with_app, outputs = [], 0
+    for out in ui.train_run(**form):
+        outputs += 1
+        text = out[2] or ""
+        if text.startswith("Step") and "images/s" in text:
+            with_app.append(float(text.split(" images/s")[0].split("· ")[-1]))
+    with_app = with_app[1:]
+    a, b = statistics.median(alone), statistics.median(with_app)
+    rows = [{"run": "engine alone", "images_per_s": a}, {"run": "engine + app event stream and plot data",
+                                                         "images_per_s": b, "overhead": 1 - b / a}]
+    return report("plot_overhead", rows, {**environment(pick_device()), "yields_to_gradio": outputs,
+                                          "note": "server side: events to DataFrames and yields; the browser's "
+                                                  "drawing runs in another process"}, args.out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("which", choices=["throughput", "accuracy", "latency", "plots", "all"])
+    parser.add_argument("--data-root", default=os.environ.get("ALEXNET_DEMO_DATA"))
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (throughput)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (throughput)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers for the sources' pipeline")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds for time to accuracy")
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes: exercise the code paths only")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    runs = {"throughput": throughput, "accuracy": time_to_accuracy, "latency": latency, "plots": plot_overhead}
+    for name, run in runs.items():
+        if args.which in (name, "all"):
+            run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

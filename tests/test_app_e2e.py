@@ -1,0 +1,83 @@
+"""End to end: the app on a free local port, driven by the real gradio_client."""
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from alexnet_demo import ui  # noqa: E402
+from alexnet_demo.checkpoints import CHECKPOINT_DIR  # noqa: E402
+
+pytestmark = pytest.mark.slow
+TINY_RUN = dict(dataset="mnist", epochs=2, batch_size=32, lr=3e-4, optimizer="adam", schedule="none", subset=640,
+                input_size=65, augment=False, amp=False)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not (CHECKPOINT_DIR / "mnist.safetensors").is_file() or not (CHECKPOINT_DIR / "cifar10.safetensors").is_file():
+        pytest.skip("the shipped checkpoints are not in checkpoints/")
+    demo = ui.build_demo()
+    _, url, _ = ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    yield url, tmp_path_factory.mktemp("e2e")
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[0], verbose=False)
+
+
+def digit_file(folder, data_root):
+    from alexnet_demo.data import load_dataset
+    digit = load_dataset("mnist", "test", data_root, download=False).images[0, 0].numpy()  # a 7
+    canvas = np.full((400, 400), 255, np.uint8)
+    canvas[50:330, 80:360] = 255 - np.kron(digit, np.ones((10, 10), np.uint8))
+    path = folder / "seven.png"
+    Image.fromarray(canvas).save(path)
+    return str(path)
+
+
+def test_named_endpoints_are_listed(client):
+    names = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/classify_digit", "/classify_image", "/feature_maps", "/train"} <= set(names)
+
+
+def test_classify_a_digit_image(client, server, data_root):
+    path = digit_file(server[1], data_root)
+    label, seen, maps, note = client.predict({"background": handle_file(path), "layers": [],
+                                              "composite": handle_file(path)}, api_name="/classify_digit")
+    assert label["label"] == "7" and "7" in note
+    assert len(maps) == 5
+
+
+def test_classify_a_cifar_example(client):
+    example = str(ui.EXAMPLES_DIR / "cifar10" / "ship.png")
+    label, seen, maps, note = client.predict(handle_file(example), api_name="/classify_image")
+    assert len(label["confidences"]) == 5 and len(maps) == 5
+
+
+def test_fetch_feature_maps(client):
+    example = str(ui.EXAMPLES_DIR / "cifar10" / "horse.png")
+    everything, top, filters, caption = client.predict("Photo", "conv3", None, handle_file(example),
+                                                       api_name="/feature_maps")
+    assert everything is not None and top is not None and "read as" in caption
+
+
+def test_training_streams_updates_and_can_be_cancelled(client, data_root, monkeypatch):
+    monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
+    job = client.submit(**TINY_RUN, api_name="/train")
+    deadline = time.monotonic() + 240
+    while len([o for o in job.outputs() if o[2] and o[2].startswith("Step")]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    steps = [o[2] for o in job.outputs() if o[2] and o[2].startswith("Step")]
+    assert len(steps) >= 2, job.outputs()
+    job.cancel()
+    # the lock is released: a new run starts instead of being told the machine is busy
+    deadline = time.monotonic() + 60
+    while ui.TRAIN_LOCK.locked() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not ui.TRAIN_LOCK.locked()

@@ -1,0 +1,28 @@
+"""The benchmarks' code paths (GPU ones included) run on CPU at tiny sizes, so they cannot rot."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import bench  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("which,extra", [
+    ("throughput", ["--steps", "2", "--warmup", "1", "--batch-size", "16"]),
+    ("accuracy", ["--seeds", "1"]),
+    ("latency", []),
+    ("plots", []),
+])
+def test_benchmark_runs_and_writes_json(which, extra, data_root, cifar_root, tmp_path):
+    assert bench.main([which, "--tiny", "--data-root", data_root, "--out", str(tmp_path), *extra]) == 0
+    name = {"accuracy": "time_to_accuracy", "plots": "plot_overhead"}.get(which, which)
+    result = json.loads((tmp_path / f"{name}.json").read_text())
+    assert result["hardware"] and result["torch"] and result["rows"]
+    for row in result["rows"]:
+        for key, value in row.items():
+            if key.endswith("per_s"):
+                assert value > 0

@@ -1,0 +1,99 @@
+"""A real browser: headless Chromium (Debian's) driven by Playwright draws, uploads and trains; saves screenshots."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+playwright = pytest.importorskip("playwright.sync_api")
+
+from alexnet_demo import ui  # noqa: E402
+from alexnet_demo.checkpoints import CHECKPOINT_DIR  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent / "screenshots"  # git ignores this folder
+ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+        "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    if not (CHECKPOINT_DIR / "mnist.safetensors").is_file():
+        pytest.skip("the shipped checkpoints are not in checkpoints/")
+    SHOTS.mkdir(exist_ok=True)
+    demo = ui.build_demo()
+    _, url, _ = ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("#sketch canvas", timeout=60_000)
+        yield page
+        browser.close()
+    demo.close()
+
+
+def stroke(page, canvas, points):
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)
+    page.mouse.up()
+
+
+def label_text(page, index=0):
+    return page.locator(".output-class").nth(index).inner_text()
+
+
+def test_drawing_a_one_is_read_as_one(page):
+    page.wait_for_timeout(1500)  # the page selects the brush on load
+    canvas = [c for c in page.locator("#sketch canvas").all() if c.is_visible()][0]
+    stroke(page, canvas, [(0.5, 0.2), (0.5, 0.8)])
+    page.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '1'",
+                           timeout=60_000)
+    page.screenshot(path=str(SHOTS / "1-draw.png"), full_page=True)
+    page.locator('#sketch button[aria-label="Clear canvas"]').click()
+    stroke(page, canvas, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])  # a 7
+    page.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '7'",
+                           timeout=60_000)
+
+
+def test_uploading_a_cifar_example(page):
+    page.get_by_role("tab", name="Classify a photo").click()
+    page.locator("input[type=file]").first.set_input_files(str(ui.EXAMPLES_DIR / "cifar10" / "ship.png"))
+    page.wait_for_function("() => [...document.querySelectorAll('.output-class')].some(e => e.innerText.trim() && "
+                           "e.offsetParent !== null)", timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(SHOTS / "2-photo.png"), full_page=True)
+
+
+def test_feature_maps_tab(page):
+    page.get_by_role("tab", name="Feature maps").click()
+    page.wait_for_selector("text=Input read as", timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(SHOTS / "3-feature-maps.png"), full_page=True)
+
+
+def test_training_plot_grows(page, data_root, monkeypatch):
+    monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label("Training images (subset)").fill("640")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_selector("text=/Step \\d+/", timeout=120_000)
+    first = page.locator("text=/Step \\d+/").inner_text()
+    page.wait_for_function("(t) => { const e = [...document.querySelectorAll('p')].find(p => "
+                           "p.innerText.startsWith('Step')); return e && e.innerText !== t; }", arg=first,
+                           timeout=120_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(SHOTS / "4-train.png"), full_page=True)
+    page.get_by_role("button", name="Stop").click()
+
+
+def test_model_tab(page):
+    page.get_by_role("tab", name="Model").click()
+    page.wait_for_selector("text=46,764,746")
+    page.screenshot(path=str(SHOTS / "5-model.png"), full_page=True)

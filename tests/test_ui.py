@@ -1,0 +1,98 @@
+"""UI callbacks in-process: they call the package, give clear gr.Error messages and never crash."""
+import numpy as np
+import pytest
+import torch
+
+gr = pytest.importorskip("gradio")
+
+from alexnet_demo import ui  # noqa: E402
+from alexnet_demo.inference import Classifier  # noqa: E402
+from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES, build_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def visitor_mnist():
+    torch.manual_seed(0)
+    return Classifier(build_model("mnist", 65), {"preset": "mnist", "input_size": 65, "classes": MNIST_CLASSES})
+
+
+@pytest.fixture(scope="module")
+def visitor_cifar():
+    torch.manual_seed(0)
+    return Classifier(build_model("cifar10"), {"preset": "cifar10", "input_size": 50, "classes": CIFAR10_CLASSES})
+
+
+def sketch_value(draw=True):
+    layer = np.zeros((480, 480, 4), np.uint8)
+    if draw:
+        layer[100:380, 220:250] = (0, 0, 0, 255)
+    return {"background": np.zeros_like(layer), "layers": [layer], "composite": layer}
+
+
+def test_blank_canvas_asks_for_a_digit(visitor_mnist):
+    label, seen, maps, note = ui.classify_digit(sketch_value(draw=False), visitor_mnist)
+    assert label == "Draw a digit" and seen is None and maps == [] and "Nothing drawn" in note
+    assert ui.classify_digit(None, visitor_mnist)[0] == "Draw a digit"
+
+
+def test_drawing_gives_probabilities_what_the_network_sees_and_five_maps(visitor_mnist):
+    label, seen, maps, note = ui.classify_digit(sketch_value(), visitor_mnist)
+    assert set(label) == set(MNIST_CLASSES) and seen.shape[:2] == (224, 224)
+    assert [caption.split(":")[0] for _, caption in maps] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert "scale 0–" in maps[0][1] and maps[0][0].dtype == np.uint8
+
+
+def test_photo_example_is_classified_with_a_low_confidence_note(visitor_cifar):
+    example = sorted(ui.EXAMPLES_DIR.glob("cifar10/*.png"))[0]
+    label, seen, maps, note = ui.classify_image(str(example), visitor_cifar)
+    assert len(label) == 10 and seen.shape == (224, 224, 3) and len(maps) == 5
+    assert "may not show one of the ten" in note  # an untrained model is never confident
+
+
+def test_one_example_per_cifar10_class_is_shipped():
+    assert sorted(p.stem for p in ui.EXAMPLES_DIR.glob("cifar10/*.png")) == sorted(CIFAR10_CLASSES)
+
+
+def test_corrupt_upload_is_a_clear_error(tmp_path, visitor_cifar):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is a text file")
+    with pytest.raises(gr.Error, match="not a readable image"):
+        ui.classify_image(str(bad), visitor_cifar)
+
+
+def test_feature_maps_tab_returns_figures(visitor_mnist):
+    everything, top, filters, caption = ui.feature_maps("Drawing", "conv2", sketch_value(), None, visitor_mnist, None)
+    assert everything is not None and top is not None and filters is not None and "read as" in caption
+    with pytest.raises(gr.Error, match="layer must be one of"):
+        ui.feature_maps("Drawing", "fc1", sketch_value(), None, visitor_mnist, None)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"epochs": 0}, "epochs"), ({"epochs": -1}, "epochs"), ({"epochs": 10**6}, "cap"),
+    ({"lr": 0}, "lr"), ({"lr": float("nan")}, "lr"), ({"lr": 1e9}, "lr"), ({"batch_size": 0}, "batch_size"),
+    ({"input_size": 30}, "input_size"), ({"subset": 10**7}, "cap"), ({"epochs": 1.5}, "whole number"),
+])
+def test_training_form_rejects_out_of_range_values(overrides, message):
+    form = dict(dataset="mnist", epochs=1, batch_size=32, lr=1e-3, optimizer="adam", schedule="none", subset=256,
+                input_size=65, augment=False, amp=False)
+    with pytest.raises(gr.Error, match=message):
+        ui.make_config(**{**form, **overrides})
+
+
+def test_using_a_trained_model_changes_only_the_matching_tab(visitor_mnist, visitor_cifar):
+    mnist, cifar, note = ui.use_trained(visitor_mnist, None, None)
+    assert mnist is visitor_mnist and cifar is None and "this browser session only" in note
+    mnist, cifar, _ = ui.use_trained(visitor_cifar, None, None)
+    assert mnist is None and cifar is visitor_cifar
+    with pytest.raises(gr.Error):
+        ui.use_trained(None, None, None)
+
+
+def test_model_tables_show_the_real_totals():
+    assert "**46,764,746**" in ui.model_table("mnist") and "**21,622,506**" in ui.model_table("cifar10")
+
+
+def test_demo_builds_with_named_api_endpoints():
+    demo = ui.build_demo()
+    names = {d.get("api_name") for d in demo.config["dependencies"]}
+    assert {"classify_digit", "classify_image", "feature_maps", "train"} <= names
