@@ -158,20 +158,18 @@ def digit_to_mnist(image) -> np.ndarray | None:
 
 
 def photo_to_cifar(image, size: int = 32) -> np.ndarray:
-    """An RGB photo as CIFAR-10 stores one: uint8 (size, size, 3), shorter side scaled to `size`, centre crop.
+    """An RGB photo as CIFAR-10 stores one: uint8 (size, size, 3), the centre square scaled to `size`.
     Transparent pixels are composited over white."""
     color, alpha = to_float_array(image)
     if color.shape[2] == 1:
         color = np.repeat(color, 3, axis=2)
     if alpha is not None:
         color = color * alpha[:, :, None] + (1 - alpha[:, :, None])
-    x = torch.from_numpy(np.ascontiguousarray(color)).permute(2, 0, 1)[None]
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    x = F.interpolate(x, size=new, mode="bilinear", antialias=True, align_corners=False)[0]
-    top, left = (new[0] - size) // 2, (new[1] - size) // 2
-    x = x[:, top:top + size, left:left + size]
+    h, w = color.shape[:2]
+    side = min(h, w)  # crop first: a 1 x 10,000 strip must not be upscaled to 32 x 320,000
+    top, left = (h - side) // 2, (w - side) // 2
+    x = torch.from_numpy(np.ascontiguousarray(color[top:top + side, left:left + side])).permute(2, 0, 1)[None]
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=side > size, align_corners=False)[0]
     return (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 

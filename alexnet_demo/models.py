@@ -182,3 +182,18 @@ def layer_table(preset: str, input_size: int | None = None) -> list[dict]:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def model_table(preset: str) -> str:
+    """`preset`'s layers as a Markdown table (output shape, parameters, total), for the README and the app."""
+    lines = ["| layer | type | output | parameters |", "|---|---|---|---:|"]
+    lines += [f"| {r['layer']} | {r['type']} | {' × '.join(map(str, r['output']))} | {r['params']:,} |"
+              for r in layer_table(preset)]
+    lines.append(f"| **total** | | | **{count_parameters(build_model(preset)):,}** |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m alexnet_demo.models: the README's model tables
+    for name in PRESETS:
+        print(f"### `{name}`: {PRESETS[name].in_channels}×{PRESETS[name].input_size}×{PRESETS[name].input_size} in\n")
+        print(model_table(name) + "\n")

@@ -21,7 +21,7 @@ from .data import DataNotFoundError
 from .inference import Classifier, load_classifier
 from .inspection import (confusion_figure, enlarge, feature_gallery, feature_maps_figure, filters_figure,
                          mistakes_gallery, top_channels_figure)
-from .models import CONV_LAYERS, PRESETS, count_parameters, build_model, layer_table
+from .models import CONV_LAYERS, PRESETS, model_table
 from .training import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, TrainingError, pick_device, train
 
 try:  # ZeroGPU on Hugging Face Spaces: GPU work runs inside @spaces.GPU; elsewhere nothing changes
@@ -236,15 +236,6 @@ def save_trained(trained: Classifier | None):
     name = f"{trained.preset}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.safetensors"
     path = save_checkpoint(CHECKPOINT_DIR / "trained" / name, trained.model, trained.meta)
     return f"Saved as `{path.relative_to(CHECKPOINT_DIR.parent)}`."
-
-
-def model_table(preset: str) -> str:
-    rows = layer_table(preset)
-    lines = ["| layer | type | output | parameters |", "|---|---|---|---:|"]
-    lines += [f"| {r['layer']} | {r['type']} | {' × '.join(map(str, r['output']))} | {r['params']:,} |" for r in rows]
-    total = count_parameters(build_model(preset))
-    lines.append(f"| **total** | | | **{total:,}** |")
-    return "\n".join(lines)
 
 
 # ---- layout ------------------------------------------------------------------------------------------------

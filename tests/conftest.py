@@ -26,3 +26,18 @@ def cifar_root():
     if not has_data("cifar10"):
         pytest.skip(f"real CIFAR-10 not found under {SHARED_DATA} (set ALEXNET_DEMO_DATA to a data root)")
     return str(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def live_app():
+    """The app on a free loopback port, with the shipped checkpoints; (url, demo)."""
+    from alexnet_demo import ui
+    from alexnet_demo.checkpoints import CHECKPOINT_DIR
+    if not all((CHECKPOINT_DIR / f"{p}.safetensors").is_file() for p in ("mnist", "cifar10")):
+        pytest.skip("the shipped checkpoints are not in checkpoints/")
+    if has_data("mnist"):
+        os.environ["ALEXNET_DEMO_DATA"] = str(SHARED_DATA)  # the server reads it when a run starts
+    demo = ui.build_demo()
+    _, url, _ = ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    yield url, demo
+    demo.close()

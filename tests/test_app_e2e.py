@@ -9,7 +9,6 @@ gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
 from alexnet_demo import ui  # noqa: E402
-from alexnet_demo.checkpoints import CHECKPOINT_DIR  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TINY_RUN = dict(dataset="mnist", epochs=2, batch_size=32, lr=3e-4, optimizer="adam", schedule="none", subset=640,
@@ -17,13 +16,8 @@ TINY_RUN = dict(dataset="mnist", epochs=2, batch_size=32, lr=3e-4, optimizer="ad
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not (CHECKPOINT_DIR / "mnist.safetensors").is_file() or not (CHECKPOINT_DIR / "cifar10.safetensors").is_file():
-        pytest.skip("the shipped checkpoints are not in checkpoints/")
-    demo = ui.build_demo()
-    _, url, _ = ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    yield url, tmp_path_factory.mktemp("e2e")
-    demo.close()
+def server(live_app, tmp_path_factory):
+    return live_app[0], tmp_path_factory.mktemp("e2e")
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +61,7 @@ def test_fetch_feature_maps(client):
     assert everything is not None and top is not None and "read as" in caption
 
 
-def test_training_streams_updates_and_can_be_cancelled(client, data_root, monkeypatch):
-    monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
+def test_training_streams_updates_and_can_be_cancelled(client, data_root):
     job = client.submit(**TINY_RUN, api_name="/train")
     deadline = time.monotonic() + 240
     while len([o for o in job.outputs() if o[2] and o[2].startswith("Step")]) < 2 and time.monotonic() < deadline:
@@ -81,3 +74,10 @@ def test_training_streams_updates_and_can_be_cancelled(client, data_root, monkey
     while ui.TRAIN_LOCK.locked() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not ui.TRAIN_LOCK.locked()
+
+
+def test_server_refuses_a_path_outside_its_folders(client):
+    from gradio_client.exceptions import AppError
+    with pytest.raises((AppError, ValueError, Exception)) as info:
+        client.predict({"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, api_name="/classify_image")
+    assert "passwd" not in str(getattr(info.value, "args", "")) or "not" in str(info.value).lower()

@@ -8,7 +8,6 @@ pytest.importorskip("gradio")
 playwright = pytest.importorskip("playwright.sync_api")
 
 from alexnet_demo import ui  # noqa: E402
-from alexnet_demo.checkpoints import CHECKPOINT_DIR  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -18,22 +17,17 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-un
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(live_app):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    if not (CHECKPOINT_DIR / "mnist.safetensors").is_file():
-        pytest.skip("the shipped checkpoints are not in checkpoints/")
     SHOTS.mkdir(exist_ok=True)
-    demo = ui.build_demo()
-    _, url, _ = ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url, wait_until="domcontentloaded")
+        page.goto(live_app[0], wait_until="domcontentloaded")
         page.wait_for_selector("#sketch canvas", timeout=60_000)
         yield page
         browser.close()
-    demo.close()
 
 
 def stroke(page, canvas, points):
@@ -78,8 +72,7 @@ def test_feature_maps_tab(page):
     page.screenshot(path=str(SHOTS / "3-feature-maps.png"), full_page=True)
 
 
-def test_training_plot_grows(page, data_root, monkeypatch):
-    monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
+def test_training_plot_grows(page, data_root):
     page.get_by_role("tab", name="Train").click()
     page.get_by_label("Training images (subset)").fill("640")
     page.get_by_role("button", name="Start training").click()

@@ -7,7 +7,7 @@ gr = pytest.importorskip("gradio")
 
 from alexnet_demo import ui  # noqa: E402
 from alexnet_demo.inference import Classifier  # noqa: E402
-from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES, build_model  # noqa: E402
+from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES, build_model, model_table  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_using_a_trained_model_changes_only_the_matching_tab(visitor_mnist, visi
 
 
 def test_model_tables_show_the_real_totals():
-    assert "**46,764,746**" in ui.model_table("mnist") and "**21,622,506**" in ui.model_table("cifar10")
+    assert "**46,764,746**" in model_table("mnist") and "**21,622,506**" in model_table("cifar10")
 
 
 def test_demo_builds_with_named_api_endpoints():

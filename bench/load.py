@@ -1,0 +1,114 @@
+"""Load test on loopback: N gradio_client visitors classify digits for S seconds while a training run streams.
+
+    python bench/load.py --clients 20 --seconds 30        (the full form; the tests run a short one)
+
+Reports failed requests, p50/p95 latency, and the training run's images/s against the same run alone.
+Bounded in count and time; talks only to 127.0.0.1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+TRAIN_FORM = dict(dataset="mnist", epochs=1, batch_size=32, lr=3e-4, optimizer="adam", schedule="none", subset=3200,
+                  input_size=65, augment=False, amp=False)
+
+
+def digit_png(folder: Path) -> str:
+    from PIL import Image
+    canvas = np.full((280, 280), 255, np.uint8)
+    canvas[40:240, 130:150] = 0
+    path = folder / "load-digit.png"
+    Image.fromarray(canvas).save(path)
+    return str(path)
+
+
+def _images_per_s(outputs) -> list[float]:
+    return [float(o[2].split(" images/s")[0].split("· ")[-1]) for o in outputs
+            if o[2] and o[2].startswith("Step") and "images/s" in o[2]]
+
+
+def training_alone(url: str, seconds: float) -> list[float]:
+    from gradio_client import Client
+    job = Client(url, verbose=False).submit(**TRAIN_FORM, api_name="/train")
+    time.sleep(seconds)
+    rates = _images_per_s(job.outputs())
+    job.cancel()
+    return rates
+
+
+def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True) -> dict:
+    """Visitors hammer /classify_digit until the deadline; returns counts, latencies and training rates."""
+    from gradio_client import Client, handle_file
+
+    path = digit_png(folder)
+    value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
+    latencies, failures, lock = [], [], threading.Lock()
+    deadline = time.monotonic() + seconds
+    job = Client(url, verbose=False).submit(**TRAIN_FORM, api_name="/train") if with_training else None
+
+    def visitor():
+        client = Client(url, verbose=False)
+        while time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            try:
+                label = client.predict(value, api_name="/classify_digit")[0]
+                ok = isinstance(label, dict) and label.get("label") is not None
+            except Exception as e:  # a failed request is what this test counts
+                ok, label = False, repr(e)
+            with lock:
+                (latencies if ok else failures).append(time.perf_counter() - t0 if ok else label)
+
+    threads = [threading.Thread(target=visitor) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 120)
+    rates = _images_per_s(job.outputs()) if job else []
+    if job:
+        job.cancel()
+    ms = sorted(x * 1e3 for x in latencies)
+    return {"clients": clients, "seconds": seconds, "requests": len(latencies) + len(failures),
+            "failed": len(failures), "failures": failures[:5],
+            "p50_ms": statistics.median(ms) if ms else None,
+            "p95_ms": ms[int(0.95 * (len(ms) - 1))] if ms else None,
+            "train_images_per_s_under_load": statistics.median(rates) if rates else None}
+
+
+def main(argv=None) -> int:
+    from alexnet_demo import ui
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    demo = ui.build_demo()
+    _, url, _ = ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        alone = training_alone(url, min(args.seconds, 20))
+        time.sleep(2)
+        result = run_load(url, args.clients, args.seconds, args.out)
+    finally:
+        demo.close()
+    result["train_images_per_s_alone"] = statistics.median(alone) if alone else None
+    print(json.dumps(result, indent=2))
+    (args.out / "load.json").write_text(json.dumps(result, indent=2))
+    return 0 if result["failed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

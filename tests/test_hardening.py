@@ -1,0 +1,197 @@
+"""Hardening: odd canvases and uploads, bad forms and files, simulated OOM, property-based preprocessing."""
+import hashlib
+import io
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
+from PIL import Image
+
+gr = pytest.importorskip("gradio")
+
+from alexnet_demo import ui  # noqa: E402
+from alexnet_demo.checkpoints import CHECKPOINT_DIR, CheckpointError, save_checkpoint  # noqa: E402
+from alexnet_demo.inference import Classifier, digit_to_mnist, load_classifier, photo_to_cifar  # noqa: E402
+from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES, build_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mnist_model():
+    torch.manual_seed(0)
+    return Classifier(build_model("mnist", 65), {"preset": "mnist", "input_size": 65, "classes": MNIST_CLASSES})
+
+
+@pytest.fixture(scope="module")
+def cifar_model():
+    torch.manual_seed(0)
+    return Classifier(build_model("cifar10"), {"preset": "cifar10", "input_size": 50, "classes": CIFAR10_CLASSES})
+
+
+def canvas(kind):
+    layer = np.zeros((480, 480, 4), np.uint8)
+    if kind == "dot":
+        layer[240:250, 240:250, 3] = 255
+    elif kind == "edges":
+        layer[:, :8, 3] = layer[:, -8:, 3] = layer[:8, :, 3] = layer[-8:, :, 3] = 255
+        layer[:, 236:244, 3] = 255
+    elif kind == "filled":
+        layer[..., 3] = 255
+    elif kind == "light_on_dark":
+        layer = np.zeros((480, 480, 3), np.uint8)
+        layer[100:380, 230:250] = 255
+    elif kind == "transparent":
+        layer[100:380, 230:250] = (255, 255, 255, 255)  # white ink on a transparent layer
+    return {"background": None, "layers": [layer], "composite": layer}
+
+
+@pytest.mark.parametrize("kind", ["empty", "dot", "edges", "filled", "light_on_dark", "transparent"])
+def test_every_canvas_gets_an_answer_or_a_clear_message(kind, mnist_model):
+    label, seen, maps, note = ui.classify_digit(canvas(kind), mnist_model)
+    if isinstance(label, str):
+        assert label == "Draw a digit" and "Nothing drawn" in note
+    else:
+        assert abs(sum(label.values()) - 1) < 1e-4 and seen.shape[:2] == (224, 224) and note
+
+
+def png_bytes(image, fmt="PNG", **kwargs):
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def truncated_jpeg():
+    return png_bytes(Image.new("RGB", (300, 300), (0, 100, 0)), "JPEG")[:400]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("text.png", b"just some text, renamed", "not a readable image"),
+    ("cut.jpg", truncated_jpeg(), "corrupt or truncated"),
+    ("zero.png", b"", "empty file"),
+])
+def test_bad_uploads_get_clear_messages(tmp_path, name, content, message, cifar_model):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(gr.Error, match=message):
+        ui.classify_image(str(tmp_path / name), cifar_model)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Image.new("CMYK", (60, 40), (0, 200, 200, 0)),
+    lambda: Image.fromarray(np.full((40, 40), 40000, np.uint16)),
+    lambda: Image.new("RGB", (50, 50), (9, 9, 200)).convert("P"),
+    lambda: Image.new("RGB", (1, 1), (255, 0, 0)),
+    lambda: Image.new("RGB", (1, 10_000), (0, 255, 0)),
+    lambda: Image.new("RGB", (10_000, 1), (0, 255, 0)),
+])
+def test_unusual_images_are_classified(tmp_path, make, cifar_model):
+    path = tmp_path / "odd.png" if make().mode != "CMYK" else tmp_path / "odd.jpg"
+    make().save(path)
+    label, seen, maps, note = ui.classify_image(str(path), cifar_model)
+    assert len(label) == 10 and seen.shape == (224, 224, 3)
+
+
+def test_animated_gif_is_read_from_its_first_frame(tmp_path, cifar_model):
+    frames = [Image.new("RGB", (64, 64), c) for c in ((250, 0, 0), (0, 0, 250), (0, 250, 0))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert photo_to_cifar(str(tmp_path / "a.gif"))[0, 0].tolist()[0] > 200
+    assert len(ui.classify_image(str(tmp_path / "a.gif"), cifar_model)[0]) == 10
+
+
+def test_a_10000_pixel_square_image_is_refused_clearly(tmp_path, cifar_model):
+    Image.new("L", (10_000, 10_000)).save(tmp_path / "huge.png")
+    with pytest.raises(gr.Error, match="the limit is 40 MP"):
+        ui.classify_image(str(tmp_path / "huge.png"), cifar_model)
+
+
+def test_upload_size_cap_is_set():
+    assert ui.MAX_FILE_SIZE == "20mb"
+
+
+def test_missing_training_data_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_DEMO_DATA", str(tmp_path))
+    run = ui.train_run("mnist", 1, 32, 1e-3, "adam", "none", 256, 65, False, False)
+    with pytest.raises(gr.Error) as info:
+        list(run)
+    assert f"Looked in:\n  - {tmp_path}" in info.value.message and "ALEXNET_DEMO_DATA" in info.value.message
+    assert not ui.TRAIN_LOCK.locked()
+
+
+def test_simulated_out_of_memory_ends_the_run_with_a_message_and_frees_the_lock(data_root, monkeypatch):
+    import alexnet_demo.training as training
+
+    def exhausted(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+    monkeypatch.setattr(training, "train_step", exhausted)
+    monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
+    with pytest.raises(gr.Error, match="out of memory"):
+        list(ui.train_run("mnist", 1, 32, 1e-3, "adam", "none", 256, 65, False, False))
+    assert not ui.TRAIN_LOCK.locked()
+
+
+def test_second_training_run_is_told_busy():
+    assert ui.TRAIN_LOCK.acquire(blocking=False)
+    try:
+        with pytest.raises(gr.Error, match="Busy: another visitor is training"):
+            next(ui.train_run("mnist", 1, 32, 1e-3, "adam", "none", 256, 65, False, False))
+    finally:
+        ui.TRAIN_LOCK.release()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "pickle", "wrong_preset"])
+def test_bad_checkpoint_is_refused_and_the_shipped_model_keeps_serving(tmp_path, damage):
+    path = tmp_path / "bad.safetensors"
+    if damage == "pickle":
+        torch.save({"features.conv1.weight": torch.zeros(1)}, path)
+    else:
+        meta = {"preset": "cifar10", "input_size": 50, "classes": list(CIFAR10_CLASSES)}
+        save_checkpoint(path, build_model("cifar10"), {**meta, **({"preset": "mnist"} if damage == "wrong_preset"
+                                                                  else {})})
+        if damage == "truncate":
+            path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        load_classifier(path)
+    if (CHECKPOINT_DIR / "mnist.safetensors").is_file():
+        assert len(load_classifier("mnist").predict(canvas("transparent")["composite"])) == 10
+
+
+def shipped_hashes():
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(CHECKPOINT_DIR.glob("*.safetensors"))}
+
+
+def test_saving_a_visitor_model_never_touches_the_shipped_files(mnist_model, tmp_path, monkeypatch):
+    before = shipped_hashes()
+    monkeypatch.setattr(ui, "CHECKPOINT_DIR", tmp_path)
+    note = ui.save_trained(mnist_model)
+    assert "trained/mnist-" in note and len(list((tmp_path / "trained").glob("mnist-*.safetensors"))) == 1
+    assert shipped_hashes() == before
+
+
+# ---- property-based: any array either becomes a valid network input or raises ValueError -------------------
+
+images = arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_]),
+                shape=array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=40),
+                elements=None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(images)
+def test_any_array_becomes_an_mnist_digit_or_a_clear_error(array):
+    try:
+        digit = digit_to_mnist(array)
+    except ValueError as e:
+        assert str(e)
+        return
+    assert digit is None or (digit.shape == (28, 28) and digit.dtype == np.uint8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(images)
+def test_any_array_becomes_a_cifar_image_or_a_clear_error(array):
+    try:
+        photo = photo_to_cifar(array)
+    except ValueError as e:
+        assert str(e)
+        return
+    assert photo.shape == (32, 32, 3) and photo.dtype == np.uint8

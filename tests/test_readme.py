@@ -1,0 +1,24 @@
+"""The README's front door stays true: model tables from the code, the test command CI runs, Space front matter."""
+from pathlib import Path
+
+from alexnet_demo.models import PRESETS, model_table
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_model_tables_match_the_code():
+    for preset in PRESETS:
+        assert model_table(preset) in README
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "python -m pytest -q" in README
+    assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_space_front_matter_pins_the_installed_gradio():
+    import gradio
+    front = README.split("---")[1]
+    assert "sdk: gradio" in front and f"sdk_version: {gradio.__version__}" in front and "app_file: app.py" in front
+    assert f"gradio=={gradio.__version__}" in (ROOT / "requirements.txt").read_text()
