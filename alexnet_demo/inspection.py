@@ -13,12 +13,12 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 CMAP = "magma"  # one colour map everywhere: black = 0 (silent), bright = the layer's strongest response
+LUT = (colormaps[CMAP](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)  # 256 colours: index, don't evaluate
 
 
 def colorize(values: np.ndarray, vmax: float) -> np.ndarray:
     """Float (H, W) on [0, vmax] -> uint8 RGB through CMAP."""
-    scaled = np.clip(values / max(vmax, 1e-8), 0, 1)
-    return (colormaps[CMAP](scaled)[..., :3] * 255).astype(np.uint8)
+    return LUT[(np.clip(values / max(vmax, 1e-8), 0, 1) * 255).astype(np.uint8)]
 
 
 def channel_grid(fmap: torch.Tensor, max_channels: int | None = None, upscale: int | None = None) -> np.ndarray:

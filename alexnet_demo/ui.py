@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 import torch
 
@@ -47,6 +46,19 @@ def _cap(name: str, default: int) -> int:
 MAX_EPOCHS = _cap("ALEXNET_DEMO_MAX_EPOCHS", 30)
 MAX_SUBSET = _cap("ALEXNET_DEMO_MAX_SUBSET", 60000)
 MAX_TRAIN_S = _cap("ALEXNET_DEMO_MAX_TRAIN_S", 1800)
+
+
+class PhotoInput(gr.Image):
+    """gr.Image that hands an upload it cannot decode to the callback as a path, so that the visitor is told
+    what is wrong with the file (gradio's own message is a generic "error")."""
+
+    is_template = True  # rendered by the frontend as a plain gr.Image
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception:  # PIL's errors for a text file, a truncated JPEG, an empty file, …
+            return payload.path if payload is not None else None
 
 
 # ---- models ------------------------------------------------------------------------------------------------
@@ -278,7 +290,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Classify a photo", id="cifar"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
-                        photo = gr.Image(label="A photo: upload, paste or webcam", type="filepath", height=360,
+                        photo = PhotoInput(label="A photo: upload, paste or webcam", type="filepath", height=360,
                                          sources=["upload", "clipboard", "webcam"])
                         if examples:
                             gr.Examples([[str(p)] for p in examples], inputs=photo, label="CIFAR-10 test images",
@@ -370,4 +382,5 @@ def build_demo() -> gr.Blocks:
 
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with this app's limits: upload size cap; files served only from the app's own folders."""
+    kwargs.setdefault("show_error", True)
     return demo.launch(max_file_size=MAX_FILE_SIZE, theme=gr.themes.Soft(), css=CSS, **kwargs)

@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alexnet_demo import TrainConfig, build_model, train  # noqa: E402
-from alexnet_demo.data import load_dataset  # noqa: E402
 from alexnet_demo.training import DoneEvent, EpochEvent, StartEvent, StepEvent, device_name, pick_device  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

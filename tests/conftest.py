@@ -41,3 +41,22 @@ def live_app():
     _, url, _ = ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     yield url, demo
     demo.close()
+
+
+@pytest.fixture(scope="session")
+def untrained_mnist():
+    """A real, randomly initialized mnist-preset classifier at the smallest input (65 px): fast, no checkpoint."""
+    import torch
+    from alexnet_demo.inference import Classifier
+    from alexnet_demo.models import MNIST_CLASSES, build_model
+    torch.manual_seed(0)
+    return Classifier(build_model("mnist", 65), {"preset": "mnist", "input_size": 65, "classes": MNIST_CLASSES})
+
+
+@pytest.fixture(scope="session")
+def untrained_cifar():
+    import torch
+    from alexnet_demo.inference import Classifier
+    from alexnet_demo.models import CIFAR10_CLASSES, build_model
+    torch.manual_seed(0)
+    return Classifier(build_model("cifar10"), {"preset": "cifar10", "input_size": 50, "classes": CIFAR10_CLASSES})

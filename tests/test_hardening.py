@@ -14,20 +14,8 @@ gr = pytest.importorskip("gradio")
 
 from alexnet_demo import ui  # noqa: E402
 from alexnet_demo.checkpoints import CHECKPOINT_DIR, CheckpointError, save_checkpoint  # noqa: E402
-from alexnet_demo.inference import Classifier, digit_to_mnist, load_classifier, photo_to_cifar  # noqa: E402
-from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES, build_model  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def mnist_model():
-    torch.manual_seed(0)
-    return Classifier(build_model("mnist", 65), {"preset": "mnist", "input_size": 65, "classes": MNIST_CLASSES})
-
-
-@pytest.fixture(scope="module")
-def cifar_model():
-    torch.manual_seed(0)
-    return Classifier(build_model("cifar10"), {"preset": "cifar10", "input_size": 50, "classes": CIFAR10_CLASSES})
+from alexnet_demo.inference import digit_to_mnist, load_classifier, photo_to_cifar  # noqa: E402
+from alexnet_demo.models import CIFAR10_CLASSES, build_model  # noqa: E402
 
 
 def canvas(kind):
@@ -48,8 +36,8 @@ def canvas(kind):
 
 
 @pytest.mark.parametrize("kind", ["empty", "dot", "edges", "filled", "light_on_dark", "transparent"])
-def test_every_canvas_gets_an_answer_or_a_clear_message(kind, mnist_model):
-    label, seen, maps, note = ui.classify_digit(canvas(kind), mnist_model)
+def test_every_canvas_gets_an_answer_or_a_clear_message(kind, untrained_mnist):
+    label, seen, maps, note = ui.classify_digit(canvas(kind), untrained_mnist)
     if isinstance(label, str):
         assert label == "Draw a digit" and "Nothing drawn" in note
     else:
@@ -71,10 +59,10 @@ def truncated_jpeg():
     ("cut.jpg", truncated_jpeg(), "corrupt or truncated"),
     ("zero.png", b"", "empty file"),
 ])
-def test_bad_uploads_get_clear_messages(tmp_path, name, content, message, cifar_model):
+def test_bad_uploads_get_clear_messages(tmp_path, name, content, message, untrained_cifar):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(gr.Error, match=message):
-        ui.classify_image(str(tmp_path / name), cifar_model)
+        ui.classify_image(str(tmp_path / name), untrained_cifar)
 
 
 @pytest.mark.parametrize("make", [
@@ -85,24 +73,24 @@ def test_bad_uploads_get_clear_messages(tmp_path, name, content, message, cifar_
     lambda: Image.new("RGB", (1, 10_000), (0, 255, 0)),
     lambda: Image.new("RGB", (10_000, 1), (0, 255, 0)),
 ])
-def test_unusual_images_are_classified(tmp_path, make, cifar_model):
+def test_unusual_images_are_classified(tmp_path, make, untrained_cifar):
     path = tmp_path / "odd.png" if make().mode != "CMYK" else tmp_path / "odd.jpg"
     make().save(path)
-    label, seen, maps, note = ui.classify_image(str(path), cifar_model)
+    label, seen, maps, note = ui.classify_image(str(path), untrained_cifar)
     assert len(label) == 10 and seen.shape == (224, 224, 3)
 
 
-def test_animated_gif_is_read_from_its_first_frame(tmp_path, cifar_model):
+def test_animated_gif_is_read_from_its_first_frame(tmp_path, untrained_cifar):
     frames = [Image.new("RGB", (64, 64), c) for c in ((250, 0, 0), (0, 0, 250), (0, 250, 0))]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     assert photo_to_cifar(str(tmp_path / "a.gif"))[0, 0].tolist()[0] > 200
-    assert len(ui.classify_image(str(tmp_path / "a.gif"), cifar_model)[0]) == 10
+    assert len(ui.classify_image(str(tmp_path / "a.gif"), untrained_cifar)[0]) == 10
 
 
-def test_a_10000_pixel_square_image_is_refused_clearly(tmp_path, cifar_model):
+def test_a_10000_pixel_square_image_is_refused_clearly(tmp_path, untrained_cifar):
     Image.new("L", (10_000, 10_000)).save(tmp_path / "huge.png")
     with pytest.raises(gr.Error, match="the limit is 40 MP"):
-        ui.classify_image(str(tmp_path / "huge.png"), cifar_model)
+        ui.classify_image(str(tmp_path / "huge.png"), untrained_cifar)
 
 
 def test_upload_size_cap_is_set():
@@ -160,10 +148,10 @@ def shipped_hashes():
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(CHECKPOINT_DIR.glob("*.safetensors"))}
 
 
-def test_saving_a_visitor_model_never_touches_the_shipped_files(mnist_model, tmp_path, monkeypatch):
+def test_saving_a_visitor_model_never_touches_the_shipped_files(untrained_mnist, tmp_path, monkeypatch):
     before = shipped_hashes()
     monkeypatch.setattr(ui, "CHECKPOINT_DIR", tmp_path)
-    note = ui.save_trained(mnist_model)
+    note = ui.save_trained(untrained_mnist)
     assert "trained/mnist-" in note and len(list((tmp_path / "trained").glob("mnist-*.safetensors"))) == 1
     assert shipped_hashes() == before
 
@@ -175,23 +163,16 @@ images = arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float
                 elements=None)
 
 
+@pytest.mark.parametrize("convert,shape", [(digit_to_mnist, (28, 28)), (photo_to_cifar, (32, 32, 3))])
 @settings(max_examples=150, deadline=None)
-@given(images)
-def test_any_array_becomes_an_mnist_digit_or_a_clear_error(array):
+@given(array=images)
+def test_any_array_becomes_a_network_input_or_a_clear_error(convert, shape, array):
     try:
-        digit = digit_to_mnist(array)
+        converted = convert(array)
     except ValueError as e:
         assert str(e)
         return
-    assert digit is None or (digit.shape == (28, 28) and digit.dtype == np.uint8)
-
-
-@settings(max_examples=150, deadline=None)
-@given(images)
-def test_any_array_becomes_a_cifar_image_or_a_clear_error(array):
-    try:
-        photo = photo_to_cifar(array)
-    except ValueError as e:
-        assert str(e)
+    if converted is None:  # an empty canvas: "nothing drawn", digits only
+        assert convert is digit_to_mnist
         return
-    assert photo.shape == (32, 32, 3) and photo.dtype == np.uint8
+    assert converted.shape == shape and converted.dtype == np.uint8

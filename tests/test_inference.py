@@ -3,23 +3,10 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from alexnet_demo.inference import Classifier, digit_to_mnist, photo_to_cifar, to_float_array
-from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES, build_model
-
-
-@pytest.fixture(scope="module")
-def mnist_classifier():
-    torch.manual_seed(0)
-    return Classifier(build_model("mnist", 65), {"preset": "mnist", "input_size": 65, "classes": MNIST_CLASSES})
-
-
-@pytest.fixture(scope="module")
-def cifar_classifier():
-    torch.manual_seed(0)
-    return Classifier(build_model("cifar10"), {"preset": "cifar10", "input_size": 50, "classes": CIFAR10_CLASSES})
+from alexnet_demo.inference import digit_to_mnist, photo_to_cifar, to_float_array
+from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES
 
 
 def test_real_mnist_digits_survive_the_normalization_unchanged(data_root):
@@ -58,23 +45,23 @@ def test_ink_is_found_whatever_the_polarity(make):
     assert np.abs(digit_to_mnist(make(stroke_canvas())).astype(int) - reference).mean() < 3
 
 
-def test_empty_canvas_means_nothing_drawn(mnist_classifier):
+def test_empty_canvas_means_nothing_drawn(untrained_mnist):
     for blank in (np.zeros((800, 800, 4), np.uint8), np.full((300, 300, 3), 255, np.uint8)):
-        assert mnist_classifier.predict(blank) == {}
-        assert mnist_classifier.feature_maps(blank) == {}
-    assert mnist_classifier.predict({"composite": np.zeros((50, 50, 4), np.uint8), "layers": []}) == {}
+        assert untrained_mnist.predict(blank) == {}
+        assert untrained_mnist.feature_maps(blank) == {}
+    assert untrained_mnist.predict({"composite": np.zeros((50, 50, 4), np.uint8), "layers": []}) == {}
 
 
-def test_prediction_is_a_distribution_over_class_names(mnist_classifier, cifar_classifier):
-    probabilities = mnist_classifier.predict(stroke_canvas())
+def test_prediction_is_a_distribution_over_class_names(untrained_mnist, untrained_cifar):
+    probabilities = untrained_mnist.predict(stroke_canvas())
     assert set(probabilities) == set(MNIST_CLASSES) and sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
     assert list(probabilities.values()) == sorted(probabilities.values(), reverse=True)
     photo = Image.fromarray((np.random.default_rng(0).random((120, 90, 3)) * 255).astype(np.uint8))
-    assert set(cifar_classifier.predict(photo)) == set(CIFAR10_CLASSES)
+    assert set(untrained_cifar.predict(photo)) == set(CIFAR10_CLASSES)
 
 
-def test_feature_maps_come_from_every_conv_layer(cifar_classifier):
-    maps = cifar_classifier.feature_maps(np.zeros((32, 32, 3), np.uint8) + 100)
+def test_feature_maps_come_from_every_conv_layer(untrained_cifar):
+    maps = untrained_cifar.feature_maps(np.zeros((32, 32, 3), np.uint8) + 100)
     assert {k: tuple(v.shape) for k, v in maps.items()} == {
         "conv1": (96, 11, 11), "conv2": (256, 5, 5), "conv3": (384, 3, 3), "conv4": (384, 3, 3),
         "conv5": (256, 3, 3)}
@@ -82,10 +69,10 @@ def test_feature_maps_come_from_every_conv_layer(cifar_classifier):
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "CMYK", "I;16", "1", "LA"])
-def test_every_pil_mode_becomes_a_cifar_input(mode, cifar_classifier):
+def test_every_pil_mode_becomes_a_cifar_input(mode, untrained_cifar):
     image = Image.new("RGB", (64, 48), (200, 30, 30)).convert(mode)
     assert photo_to_cifar(image).shape == (32, 32, 3)
-    assert len(cifar_classifier.predict(image)) == 10
+    assert len(untrained_cifar.predict(image)) == 10
 
 
 def test_animated_gif_uses_its_first_frame(tmp_path):

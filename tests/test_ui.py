@@ -1,25 +1,11 @@
 """UI callbacks in-process: they call the package, give clear gr.Error messages and never crash."""
 import numpy as np
 import pytest
-import torch
 
 gr = pytest.importorskip("gradio")
 
 from alexnet_demo import ui  # noqa: E402
-from alexnet_demo.inference import Classifier  # noqa: E402
-from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES, build_model, model_table  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def visitor_mnist():
-    torch.manual_seed(0)
-    return Classifier(build_model("mnist", 65), {"preset": "mnist", "input_size": 65, "classes": MNIST_CLASSES})
-
-
-@pytest.fixture(scope="module")
-def visitor_cifar():
-    torch.manual_seed(0)
-    return Classifier(build_model("cifar10"), {"preset": "cifar10", "input_size": 50, "classes": CIFAR10_CLASSES})
+from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES, model_table  # noqa: E402
 
 
 def sketch_value(draw=True):
@@ -29,22 +15,22 @@ def sketch_value(draw=True):
     return {"background": np.zeros_like(layer), "layers": [layer], "composite": layer}
 
 
-def test_blank_canvas_asks_for_a_digit(visitor_mnist):
-    label, seen, maps, note = ui.classify_digit(sketch_value(draw=False), visitor_mnist)
+def test_blank_canvas_asks_for_a_digit(untrained_mnist):
+    label, seen, maps, note = ui.classify_digit(sketch_value(draw=False), untrained_mnist)
     assert label == "Draw a digit" and seen is None and maps == [] and "Nothing drawn" in note
-    assert ui.classify_digit(None, visitor_mnist)[0] == "Draw a digit"
+    assert ui.classify_digit(None, untrained_mnist)[0] == "Draw a digit"
 
 
-def test_drawing_gives_probabilities_what_the_network_sees_and_five_maps(visitor_mnist):
-    label, seen, maps, note = ui.classify_digit(sketch_value(), visitor_mnist)
+def test_drawing_gives_probabilities_what_the_network_sees_and_five_maps(untrained_mnist):
+    label, seen, maps, note = ui.classify_digit(sketch_value(), untrained_mnist)
     assert set(label) == set(MNIST_CLASSES) and seen.shape[:2] == (224, 224)
     assert [caption.split(":")[0] for _, caption in maps] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
     assert "scale 0–" in maps[0][1] and maps[0][0].dtype == np.uint8
 
 
-def test_photo_example_is_classified_with_a_low_confidence_note(visitor_cifar):
+def test_photo_example_is_classified_with_a_low_confidence_note(untrained_cifar):
     example = sorted(ui.EXAMPLES_DIR.glob("cifar10/*.png"))[0]
-    label, seen, maps, note = ui.classify_image(str(example), visitor_cifar)
+    label, seen, maps, note = ui.classify_image(str(example), untrained_cifar)
     assert len(label) == 10 and seen.shape == (224, 224, 3) and len(maps) == 5
     assert "may not show one of the ten" in note  # an untrained model is never confident
 
@@ -53,18 +39,18 @@ def test_one_example_per_cifar10_class_is_shipped():
     assert sorted(p.stem for p in ui.EXAMPLES_DIR.glob("cifar10/*.png")) == sorted(CIFAR10_CLASSES)
 
 
-def test_corrupt_upload_is_a_clear_error(tmp_path, visitor_cifar):
+def test_corrupt_upload_is_a_clear_error(tmp_path, untrained_cifar):
     bad = tmp_path / "notes.png"
     bad.write_text("this is a text file")
     with pytest.raises(gr.Error, match="not a readable image"):
-        ui.classify_image(str(bad), visitor_cifar)
+        ui.classify_image(str(bad), untrained_cifar)
 
 
-def test_feature_maps_tab_returns_figures(visitor_mnist):
-    everything, top, filters, caption = ui.feature_maps("Drawing", "conv2", sketch_value(), None, visitor_mnist, None)
+def test_feature_maps_tab_returns_figures(untrained_mnist):
+    everything, top, filters, caption = ui.feature_maps("Drawing", "conv2", sketch_value(), None, untrained_mnist, None)
     assert everything is not None and top is not None and filters is not None and "read as" in caption
     with pytest.raises(gr.Error, match="layer must be one of"):
-        ui.feature_maps("Drawing", "fc1", sketch_value(), None, visitor_mnist, None)
+        ui.feature_maps("Drawing", "fc1", sketch_value(), None, untrained_mnist, None)
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -79,11 +65,11 @@ def test_training_form_rejects_out_of_range_values(overrides, message):
         ui.make_config(**{**form, **overrides})
 
 
-def test_using_a_trained_model_changes_only_the_matching_tab(visitor_mnist, visitor_cifar):
-    mnist, cifar, note = ui.use_trained(visitor_mnist, None, None)
-    assert mnist is visitor_mnist and cifar is None and "this browser session only" in note
-    mnist, cifar, _ = ui.use_trained(visitor_cifar, None, None)
-    assert mnist is None and cifar is visitor_cifar
+def test_using_a_trained_model_changes_only_the_matching_tab(untrained_mnist, untrained_cifar):
+    mnist, cifar, note = ui.use_trained(untrained_mnist, None, None)
+    assert mnist is untrained_mnist and cifar is None and "this browser session only" in note
+    mnist, cifar, _ = ui.use_trained(untrained_cifar, None, None)
+    assert mnist is None and cifar is untrained_cifar
     with pytest.raises(gr.Error):
         ui.use_trained(None, None, None)
 
