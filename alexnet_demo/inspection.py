@@ -128,10 +128,10 @@ def enlarge(image: np.ndarray, size: int = 224) -> np.ndarray:
 
 
 def mistakes_gallery(mistakes) -> list[tuple[np.ndarray, str]]:
-    """(image, "true → predicted") pairs for a gr.Gallery."""
+    """(image, "true → predicted") pairs for a gr.Gallery (short captions: the gallery's tiles are small)."""
     out = []
     for image, true, predicted in mistakes:
         array = image.numpy() if torch.is_tensor(image) else np.asarray(image)
         array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
-        out.append((enlarge(array, 112), f"true {true} → predicted {predicted}"))
+        out.append((enlarge(array, 112), f"{true} → {predicted}"))
     return out

@@ -86,7 +86,7 @@ def _run(preset: str, image, trained, maps: bool = True):
 
 def classify_digit(drawing, trained=None):
     """Sketchpad value -> (probabilities, what the network sees, feature-map gallery, note)."""
-    if drawing is None:
+    if drawing is None or (isinstance(drawing, dict) and drawing.get("composite") is None):  # a cleared canvas
         return "Draw a digit", None, [], "Draw a digit 0–9 on the canvas."
     result = _run("mnist", drawing, trained)
     if not result.probabilities:
@@ -116,7 +116,7 @@ def feature_maps(source, layer, drawing, photo, trained_mnist=None, trained_cifa
     digit = source == "Drawing"
     preset, image, trained = ("mnist", drawing, trained_mnist) if digit else ("cifar10", photo, trained_cifar)
     classifier = _classifier(preset, trained)
-    if image is None:
+    if image is None or (isinstance(image, dict) and image.get("composite") is None):
         return None, None, filters_figure(classifier.model), "Draw a digit or upload a photo first."
     try:
         result = classifier.run(image)
@@ -140,7 +140,7 @@ def device_line() -> str:
 
 def _form_defaults() -> dict:
     on_gpu = pick_device().type == "cuda"
-    return {"epochs": 5 if on_gpu else 2, "batch_size": 128, "lr": 1e-3 if on_gpu else 3e-4,
+    return {"epochs": 5 if on_gpu else 3, "batch_size": 128, "lr": 1e-3 if on_gpu else 3e-4,
             "subset": 60000 if on_gpu else 5000, "input_size": 224 if on_gpu else 65}
 
 
@@ -166,8 +166,14 @@ def make_config(dataset, epochs, batch_size, lr, optimizer, schedule, subset, in
         raise gr.Error(str(e)) from None
 
 
-def _curves(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["step", "value", "series"])
+def _curves(rows: list[dict]):
+    """Long-format curve data with explicit dtypes (object columns make the plot treat numbers as categories).
+    No rows yet: leave the plot alone, since an empty first frame leaves gradio 6.31's LinePlot with no colour
+    domain, and it then draws no lines at all."""
+    if not rows:
+        return gr.skip()
+    frame = pd.DataFrame(rows, columns=["step", "value", "series"])
+    return frame.astype({"step": "int64", "value": "float64", "series": "str"})
 
 
 @gpu
@@ -256,8 +262,15 @@ INTRO = """# AlexNet, live
 Draw a digit and watch an AlexNet trained on MNIST read it stroke by stroke; show one a photo; look at what
 every convolutional layer responds to; train your own and watch it learn."""
 
-# The Sketchpad opens with no tool chosen; pick the brush so a visitor can draw at once.
-SELECT_BRUSH = """() => { setTimeout(() => document.querySelector('#sketch button[aria-label="Brush"]')?.click(), 300); }"""
+# The Sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush so that a visitor
+# can always just draw.
+SELECT_BRUSH = """() => {
+  const brush = () => document.querySelector('#sketch button[aria-label="Brush"]')?.click();
+  setTimeout(brush, 300);
+  document.addEventListener('click', (e) => {
+    if (e.target.closest('#sketch button[aria-label="Clear canvas"]')) setTimeout(brush, 300);
+  }, true);
+}"""
 
 CSS = """
 #sketch {max-width: 640px}
@@ -284,13 +297,13 @@ def build_demo() -> gr.Blocks:
                         digit_note = gr.Markdown("Draw a digit 0–9 on the canvas.")
                         digit_label = gr.Label(num_top_classes=10, label="Probabilities", value="Draw a digit")
                         digit_seen = gr.Image(label="What the network sees (28×28, MNIST-normalized)",
-                                              height=230, interactive=False, format="png")
+                                              height=260, interactive=False, format="png")
                 digit_maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this drawing (after ReLU)",
                                         columns=5, height=300, object_fit="contain", format="png")
             with gr.Tab("Classify a photo", id="cifar"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
-                        photo = PhotoInput(label="A photo: upload, paste or webcam", type="filepath", height=360,
+                        photo = PhotoInput(label="A photo: upload, paste or webcam", type="filepath", height=360, elem_id="photo",
                                          sources=["upload", "clipboard", "webcam"])
                         if examples:
                             gr.Examples([[str(p)] for p in examples], inputs=photo, label="CIFAR-10 test images",
@@ -299,7 +312,7 @@ def build_demo() -> gr.Blocks:
                         photo_note = gr.Markdown("Upload a photo, paste one, use the webcam or click an example.")
                         photo_label = gr.Label(num_top_classes=5, label="Top 5")
                         photo_seen = gr.Image(label="What the network sees (32×32, upscaled to 50×50 inside)",
-                                              height=230, interactive=False, format="png")
+                                              height=260, interactive=False, format="png")
                 photo_maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this photo (after ReLU)",
                                         columns=5, height=300, object_fit="contain", format="png")
             with gr.Tab("Feature maps", id="maps") as maps_tab:
@@ -308,10 +321,10 @@ def build_demo() -> gr.Blocks:
                     layer = gr.Dropdown(list(CONV_LAYERS), value="conv1", label="Layer to enlarge")
                     show = gr.Button("Show", variant="primary")
                 maps_caption = gr.Markdown()
-                all_maps = gr.Plot(label="Every conv layer's channels")
+                all_maps = gr.Plot(label="Every conv layer's channels", show_label=False)
                 with gr.Row():
-                    top_maps = gr.Plot(label="The layer's most active channels")
-                    filters = gr.Plot(label="conv1 filters")
+                    top_maps = gr.Plot(label="The layer's most active channels", show_label=False)
+                    filters = gr.Plot(label="conv1 filters", show_label=False)
             with gr.Tab("Train", id="train"):
                 gr.Markdown(device_line())
                 with gr.Row():
@@ -333,14 +346,13 @@ def build_demo() -> gr.Blocks:
                     stop = gr.Button("Stop", variant="stop")
                 progress = gr.Markdown()
                 with gr.Row():
-                    loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Loss", height=280,
-                                            y_lim=[0, None])
+                    loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Loss", height=280)
                     accuracy_plot = gr.LinePlot(x="step", y="value", color="series", title="Accuracy", height=280,
                                                 y_lim=[0, 1])
                 result = gr.Markdown()
                 with gr.Row():
-                    confusion = gr.Plot(label="Confusion matrix (test)")
-                    mistakes = gr.Gallery(label="Misclassified test images", columns=6, height=360, format="png")
+                    confusion = gr.Plot(label="Confusion matrix (test)", show_label=False)
+                    mistakes = gr.Gallery(label="Misclassified test images (true → predicted)", columns=6, height=360, format="png")
                 with gr.Row():
                     use = gr.Button("Use this model in Draw and Photo tabs")
                     back = gr.Button("Back to the shipped models")

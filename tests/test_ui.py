@@ -82,3 +82,9 @@ def test_demo_builds_with_named_api_endpoints():
     demo = ui.build_demo()
     names = {d.get("api_name") for d in demo.config["dependencies"]}
     assert {"classify_digit", "classify_image", "feature_maps", "train"} <= names
+
+
+def test_cleared_canvas_asks_for_a_digit(untrained_mnist):
+    cleared = {"background": None, "layers": [], "composite": None}
+    assert ui.classify_digit(cleared, untrained_mnist)[0] == "Draw a digit"
+    assert ui.feature_maps("Drawing", "conv1", cleared, None, untrained_mnist, None)[3].startswith("Draw a digit")
