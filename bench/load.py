@@ -26,11 +26,14 @@ TRAIN_FORM = dict(dataset="mnist", epochs=1, batch_size=32, lr=3e-4, optimizer="
                   input_size=65, augment=False, amp=False)
 
 
-def digit_png(folder: Path) -> str:
+def digit_png(folder: Path, visitor: int = 0) -> str:
+    """A "1" drawn a little differently by each visitor. (Identical requests give byte-identical outputs, which
+    gradio 6.31 writes to one cache path; serving one while rewriting it can cut a download short.)"""
     from PIL import Image
     canvas = np.full((280, 280), 255, np.uint8)
-    canvas[40:240, 130:150] = 0
-    path = folder / "load-digit.png"
+    x, tall = 100 + 7 * (visitor % 10), 180 + 3 * (visitor // 10)
+    canvas[40:40 + tall, x:x + 18 + visitor % 5] = 0
+    path = folder / f"load-digit-{visitor}.png"
     Image.fromarray(canvas).save(path)
     return str(path)
 
@@ -53,13 +56,13 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
     """Visitors hammer /classify_digit until the deadline; returns counts, latencies and training rates."""
     from gradio_client import Client, handle_file
 
-    path = digit_png(folder)
-    value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
     latencies, failures, lock = [], [], threading.Lock()
     deadline = time.monotonic() + seconds
     job = Client(url, verbose=False).submit(**TRAIN_FORM, api_name="/train") if with_training else None
 
-    def visitor():
+    def visitor(index: int):
+        path = digit_png(folder, index)
+        value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
         client = Client(url, verbose=False)
         while time.monotonic() < deadline:
             t0 = time.perf_counter()
@@ -71,7 +74,7 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
             with lock:
                 (latencies if ok else failures).append(time.perf_counter() - t0 if ok else label)
 
-    threads = [threading.Thread(target=visitor) for _ in range(clients)]
+    threads = [threading.Thread(target=visitor, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
