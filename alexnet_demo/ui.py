@@ -21,7 +21,8 @@ from .inference import Classifier, load_classifier
 from .inspection import (confusion_figure, enlarge, feature_gallery, feature_maps_figure, filters_figure,
                          mistakes_gallery, top_channels_figure)
 from .models import CONV_LAYERS, PRESETS, model_table
-from .training import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, TrainingError, pick_device, train
+from .training import (DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, TrainingError, pick_device,
+                       state_path, train)
 
 try:  # ZeroGPU on Hugging Face Spaces: GPU work runs inside @spaces.GPU; elsewhere nothing changes
     import spaces
@@ -216,6 +217,7 @@ def train_run(dataset, epochs, batch_size, lr, optimizer, schedule, subset, inpu
     finally:  # normal end, error, Stop or a closed browser (GeneratorExit): free the device and the lock
         events.close()
         timer.cancel()
+        state_path(config.out).unlink(missing_ok=True)  # resume state is not offered here; don't fill the disk
         TRAIN_LOCK.release()
 
 

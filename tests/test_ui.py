@@ -88,3 +88,17 @@ def test_cleared_canvas_asks_for_a_digit(untrained_mnist):
     cleared = {"background": None, "layers": [], "composite": None}
     assert ui.classify_digit(cleared, untrained_mnist)[0] == "Draw a digit"
     assert ui.feature_maps("Drawing", "conv1", cleared, None, untrained_mnist, None)[3].startswith("Draw a digit")
+
+
+@pytest.mark.slow
+def test_a_finished_run_gives_accuracy_confusion_mistakes_a_file_and_a_model(data_root, monkeypatch):
+    from alexnet_demo.training import state_path
+    monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
+    outputs = list(ui.train_run("mnist", 1, 32, 3e-4, "adam", "none", 256, 65, False, False))
+    losses, accuracies, progress, result, confusion, mistakes, checkpoint, model = outputs[-1]
+    assert progress == "Done." and "Test accuracy" in result and confusion is not None
+    assert len(mistakes) > 0 and " → " in mistakes[0][1]
+    assert model.preset == "mnist" and len(model.predict(np.eye(28, dtype=np.uint8) * 255)) == 10
+    assert checkpoint and not state_path(checkpoint).exists()
+    assert set(losses["series"]) == {"train loss", "test loss"}
+    assert not ui.TRAIN_LOCK.locked()
