@@ -242,6 +242,14 @@ def evaluate(model, data: Dataset, preset: str, input_size: int, batch_size: int
     return {"loss": loss_sum / len(data), "accuracy": accuracy, "predictions": predictions}
 
 
+@torch.no_grad()
+def round_to_float16_(model: torch.nn.Module) -> None:
+    """Round the floating weights and buffers to float16 values in place (what a checkpoint stores)."""
+    for t in model.state_dict().values():
+        if t.is_floating_point():
+            t.copy_(t.half())
+
+
 def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
     return torch.bincount(labels.cpu() * num_classes + predictions.cpu(), minlength=num_classes ** 2) \
         .view(num_classes, num_classes)
@@ -416,9 +424,11 @@ def train(config: TrainConfig, stop: threading.Event | None = None, resume: str 
 
         final = None
         if not cancelled:
-            final = last_eval if eval_split == "test" and last_eval is not None else evaluate(
-                model, test.to(device), config.preset, config.size, amp=config.amp,
-                channels_last=config.channels_last, stop=stop)
+            if config.out:  # the final figure is of the weights as shipped: float16, upcast on loading
+                round_to_float16_(model)
+            reuse = eval_split == "test" and last_eval is not None and not config.out
+            final = last_eval if reuse else evaluate(model, test.to(device), config.preset, config.size,
+                                                     amp=config.amp, channels_last=config.channels_last, stop=stop)
         meta = checkpoint_meta(config, full_train.classes, device, epochs_done=len(history),
                                train_time_s=round(train_time, 1), history=history, **(extra_meta or {}))
         summary = _summarize(final, test, full_train.classes)

@@ -40,6 +40,20 @@ def test_event_stream_shape(data_root, tmp_path):
     assert sum(map(sum, done.confusion)) == 100 and done.meta["test_accuracy"] == done.test_accuracy
 
 
+def test_final_test_accuracy_is_that_of_the_float16_file_as_loaded(data_root, tmp_path):
+    from alexnet_demo.checkpoints import load_checkpoint
+    from alexnet_demo.data import load_dataset
+    from alexnet_demo.training import _stratified_take, evaluate
+
+    done = run(TrainConfig(**TINY, data_root=data_root, out=str(tmp_path / "m.safetensors")))[-1]
+    model, meta = load_checkpoint(done.checkpoint)
+    test = _stratified_take(load_dataset("mnist", "test", data_root), 100, seed=0)  # the engine's eval_limit
+    again = evaluate(model, test, "mnist", 65)
+    assert meta["test_accuracy"] == done.test_accuracy == again["accuracy"]
+    for name, tensor in done.model.state_dict().items():  # the returned model holds the stored float16 values
+        assert torch.equal(tensor, model.state_dict()[name]), name
+
+
 def test_same_seed_on_cpu_gives_the_same_numbers(data_root):
     a = [e.train_loss for e in run(TrainConfig(**TINY, data_root=data_root)) if isinstance(e, StepEvent)]
     b = [e.train_loss for e in run(TrainConfig(**TINY, data_root=data_root)) if isinstance(e, StepEvent)]
