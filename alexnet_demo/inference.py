@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -105,12 +106,15 @@ def _numpy_to_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     if array.dtype.kind == "f":
         if not np.isfinite(array).all():
             raise ValueError("image array contains NaN or infinite values")
-        array = array.astype(np.float32)
         if array.max(initial=0) > 1.0 or array.min(initial=0) < 0.0:
             array = np.clip(array / 255.0, 0, 1)  # floats outside [0, 1] are read as 0-255 values
+        array = array.astype(np.float32)
     else:
         top = {1: 255.0, 2: 65535.0}.get(array.dtype.itemsize, float(np.iinfo(array.dtype).max))
-        array = np.clip(array.astype(np.float32) / top, 0, 1)
+        signed = array.dtype.kind == "i"
+        array = array.astype(np.float32) * np.float32(1 / top)
+        if signed:  # unsigned values are in [0, top] already
+            array = np.clip(array, 0, 1, out=array)
     channels = array.shape[2]
     if channels in (2, 4):
         return array[:, :, :channels - 1], array[:, :, channels - 1]
@@ -123,9 +127,9 @@ def _numpy_to_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 def ink_map(image) -> np.ndarray:
     """Ink in [0, 1] (h, w), whichever the polarity: strokes on a transparent layer, dark on light, light on dark."""
     color, alpha = to_float_array(image)
-    gray = color.mean(axis=2)
     if alpha is not None and alpha.min() < 0.99:  # strokes on a transparent layer: alpha is the drawing
         return alpha
+    gray = color.mean(axis=2)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(border))
     ink = gray - background if background < 0.5 else background - gray  # light-on-dark or dark-on-light
@@ -219,6 +223,9 @@ class Classifier:
         return self.run(image).feature_maps
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float) -> Classifier:
     model, meta = load_checkpoint(path)
@@ -231,5 +238,6 @@ def load_classifier(name_or_path: str | os.PathLike = "mnist") -> Classifier:
     path = resolve_checkpoint(name_or_path)
     resolved = str(Path(path).resolve())
     mtime = os.path.getmtime(resolved) if os.path.exists(resolved) else 0.0
-    return _load_cached(resolved, mtime)
+    with _LOAD_LOCK:  # the app's warm-up thread and a first request must not load the same file twice
+        return _load_cached(resolved, mtime)
 

@@ -50,8 +50,10 @@ def feature_gallery(maps: dict[str, torch.Tensor]) -> list[tuple[np.ndarray, str
 
 def feature_maps_figure(maps: dict[str, torch.Tensor]) -> Figure:
     """Every conv layer's channels as a grid, side by side, with the colour map and each layer's scale stated."""
-    fig = Figure(figsize=(3.2 * len(maps), 3.9), layout="constrained")
+    fig = Figure(figsize=(3.2 * len(maps), 3.9))
     axes = fig.subplots(1, len(maps), squeeze=False)[0]
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.78, bottom=0.08, wspace=0.06)  # fixed: constrained layout
+    # cost a third of the render time on this panel, which is redrawn for every new input
     for ax, (name, fmap) in zip(axes, maps.items()):
         ax.imshow(channel_grid(fmap))
         c, h, w = fmap.shape

@@ -276,6 +276,7 @@ SELECT_BRUSH = """() => {
 
 CSS = """
 #sketch {max-width: 640px}
+#photo img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}  /* 32 px examples, large */
 .gallery-item .caption-label {font-size: 12px}
 """
 
@@ -394,7 +395,23 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+def warm_up() -> None:
+    """Load the shipped models and run one forward each, so that the first visitor's stroke is answered at full
+    speed (loading 94 MB and oneDNN's first-call setup take seconds). Missing checkpoints are reported by the
+    callbacks that need them, not here."""
+    for preset in ("mnist", "cifar10"):
+        try:
+            classifier = load_classifier(preset)
+        except CheckpointError:
+            continue
+        blank = torch.zeros(PRESETS[preset].in_channels, 28, 28, dtype=torch.uint8)
+        blank[:, 4:24, 12:16] = 255  # a stroke, so that the digit path runs end to end
+        classifier.run(blank.permute(1, 2, 0).numpy())
+
+
 def launch(demo: gr.Blocks, **kwargs):
-    """Launch with this app's limits: upload size cap; files served only from the app's own folders."""
+    """Launch with this app's limits: upload size cap; files served only from the app's own folders. The models
+    warm up in a background thread while the server starts."""
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     kwargs.setdefault("show_error", True)
     return demo.launch(max_file_size=MAX_FILE_SIZE, theme=gr.themes.Soft(), css=CSS, **kwargs)
