@@ -102,3 +102,17 @@ def test_a_finished_run_gives_accuracy_confusion_mistakes_a_file_and_a_model(dat
     assert checkpoint and not state_path(checkpoint).exists()
     assert set(losses["series"]) == {"train loss", "test loss"}
     assert not ui.TRAIN_LOCK.locked()
+
+
+def test_warm_up_loads_each_shipped_checkpoint_it_finds():
+    from alexnet_demo.checkpoints import CHECKPOINT_DIR
+    from alexnet_demo.inference import _load_cached, load_classifier
+
+    shipped = [p for p in ("mnist", "cifar10") if (CHECKPOINT_DIR / f"{p}.safetensors").is_file()]
+    if not shipped:
+        pytest.skip("no shipped checkpoint in checkpoints/")
+    ui.warm_up()  # missing files are skipped silently: the callbacks report them
+    before = _load_cached.cache_info().misses
+    for preset in shipped:
+        assert load_classifier(preset).preset == preset
+    assert _load_cached.cache_info().misses == before  # already loaded by the warm-up
