@@ -141,10 +141,11 @@ def digit_to_mnist(image) -> np.ndarray | None:
     """The drawing as MNIST made its digits: uint8 (28, 28), white ink on black, the ink's bounding box scaled to
     fit 20x20 (aspect kept) and its centre of mass at the centre. None when nothing is drawn."""
     ink = ink_map(image)
-    rows, cols = np.nonzero(ink > INK_THRESHOLD)
+    drawn = ink > INK_THRESHOLD
+    rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))  # the ink's bounding box
     if len(rows) == 0:
         return None
-    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     crop = torch.from_numpy(np.ascontiguousarray(ink[top:bottom, left:right]))[None, None]
     h, w = crop.shape[-2:]
     scale = 20.0 / max(h, w)
