@@ -22,3 +22,16 @@ def test_space_front_matter_pins_the_installed_gradio():
     front = README.split("---")[1]
     assert "sdk: gradio" in front and f"sdk_version: {gradio.__version__}" in front and "app_file: app.py" in front
     assert f"gradio=={gradio.__version__}" in (ROOT / "requirements.txt").read_text()
+
+
+def test_shipped_checkpoint_figures_and_commands_are_the_files_own():
+    """The README's shipped-checkpoint table quotes each file's recorded test accuracy and training command."""
+    from alexnet_demo.checkpoints import CHECKPOINT_DIR, read_safetensors
+
+    shipped = sorted(CHECKPOINT_DIR.glob("*.safetensors"))
+    shipped = [p for p in shipped if not p.name.endswith(".state.safetensors")]
+    for path in shipped:
+        _, meta = read_safetensors(path)
+        assert f"{meta['test_accuracy']:.2%}" in README, path.name
+        assert meta["command"] in README, path.name
+
