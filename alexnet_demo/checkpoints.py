@@ -73,8 +73,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
         raise CheckpointError(f"{path}: metadata lacks {missing}; not an alexnet_demo checkpoint")
     if meta["preset"] not in PRESETS:
         raise CheckpointError(f"{path}: unknown preset {meta['preset']!r} (known: {sorted(PRESETS)})")
-    try:
-        model = build_model(meta["preset"], int(meta["input_size"]), num_classes=len(meta["classes"]))
+    try:  # on the meta device: random init of 47M weights that the file replaces costs ~0.7 s on 2 cores
+        with torch.device("meta"):
+            model = build_model(meta["preset"], int(meta["input_size"]), num_classes=len(meta["classes"]))
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
@@ -86,7 +87,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     if problems:
         shown = "; ".join(problems[:4]) + ("; …" if len(problems) > 4 else "")
         raise CheckpointError(f"{path}: does not fit the {meta['preset']!r} model: {shown}")
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=True)  # the file's tensors become the parameters (the check above: all)
     return model.eval(), meta
 
 

@@ -160,23 +160,27 @@ def feature_taps(model: nn.Module) -> dict[str, str]:
 
 
 def layer_table(preset: str, input_size: int | None = None) -> list[dict]:
-    """One row per layer of `preset`: name, output shape (C, H, W or features), parameter count."""
-    model = build_model(preset, input_size).eval()
+    """One row per layer of `preset`: name, output shape (C, H, W or features), parameter count.
+
+    Built on the meta device and walked by shape arithmetic: no weights are allocated or initialised, so the app
+    shows both tables without spending a second of its start-up on random init of 68M parameters.
+    """
+    with torch.device("meta"):
+        model = build_model(preset, input_size)
     size = PRESETS[preset].input_size if input_size is None else input_size
-    x = torch.zeros(1, PRESETS[preset].in_channels, size, size)
+    shape = (PRESETS[preset].in_channels, size, size)
     rows = []
-    with torch.no_grad():
-        for section in ("features", "classifier"):
-            for name, layer in getattr(model, section).named_children():
-                if section == "classifier" and x.dim() > 2:
-                    x = torch.flatten(x, 1)
-                x = layer(x)
-                rows.append({
-                    "layer": f"{section}.{name}",
-                    "type": type(layer).__name__,
-                    "output": tuple(x.shape[1:]),
-                    "params": sum(p.numel() for p in layer.parameters()),
-                })
+    for section in ("features", "classifier"):
+        for name, layer in getattr(model, section).named_children():
+            if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+                side = _out(shape[1], layer)
+                shape = (getattr(layer, "out_channels", shape[0]), side, side)
+            elif isinstance(layer, nn.Linear):
+                shape = (layer.out_features,)
+            elif section == "classifier" and len(shape) == 3:
+                shape = (shape[0] * shape[1] * shape[2],)  # flatten before the classifier
+            rows.append({"layer": f"{section}.{name}", "type": type(layer).__name__, "output": shape,
+                         "params": sum(p.numel() for p in layer.parameters())})
     return rows
 
 
@@ -187,9 +191,11 @@ def count_parameters(model: nn.Module) -> int:
 def model_table(preset: str) -> str:
     """`preset`'s layers as a Markdown table (output shape, parameters, total), for the README and the app."""
     lines = ["| layer | type | output | parameters |", "|---|---|---|---:|"]
+    rows = layer_table(preset)
     lines += [f"| {r['layer']} | {r['type']} | {' × '.join(map(str, r['output']))} | {r['params']:,} |"
-              for r in layer_table(preset)]
-    lines.append(f"| **total** | | | **{count_parameters(build_model(preset)):,}** |")
+              for r in rows]
+    total = sum(r["params"] for r in rows)  # every parameter sits in `features` or `classifier`
+    lines.append(f"| **total** | | | **{total:,}** |")
     return "\n".join(lines)
 
 

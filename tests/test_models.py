@@ -24,6 +24,22 @@ def test_cifar10_layer_shapes_match_the_write_up():
     assert shapes_after_conv_and_pool("cifar10") == CIFAR_SHAPES
 
 
+@pytest.mark.parametrize("preset,channels,size", [("mnist", 1, 224), ("cifar10", 3, 50), ("mnist", 1, 97)])
+def test_layer_table_shapes_agree_with_a_real_forward_pass(preset, channels, size):
+    """The table is shape arithmetic on the meta device; stepping real tensors through `features` must agree."""
+    model = build_model(preset, input_size=size).eval()
+    x, real = torch.zeros(1, channels, size, size), []
+    with torch.no_grad():
+        for layer in model.features:
+            x = layer(x)
+            real.append(tuple(x.shape[1:]))
+        x = torch.flatten(x, 1)
+        for layer in model.classifier:
+            x = layer(x)
+            real.append(tuple(x.shape[1:]))
+    assert [row["output"] for row in layer_table(preset, input_size=size)] == real
+
+
 def test_parameter_counts_are_exact():
     # The MNIST write-up's 47,686,346 has an arithmetic slip in FC1: 6400*4096 + 4096 = 26,218,496.
     assert count_parameters(build_model("mnist")) == 46_764_746
