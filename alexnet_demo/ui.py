@@ -8,12 +8,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import tempfile
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from .checkpoints import CHECKPOINT_DIR, CheckpointError, save_checkpoint
 from .data import DataNotFoundError
@@ -82,6 +85,24 @@ def _run(preset: str, image, trained, maps: bool = True):
         raise gr.Error(str(e)) from None
 
 
+def _served(array: np.ndarray) -> Image.Image:
+    """An output picture tagged with a per-response id (a PNG text chunk; the pixels are untouched).
+
+    gradio 6.31 stores an output image under the hash of its bytes and rewrites that file, not atomically, on
+    every response; two visitors getting the same picture at once (the same example, or digits that normalise
+    alike) could be served a half-written file. The tag gives every response its own files.
+    """
+    image = Image.fromarray(array)
+    image.info["response"] = uuid.uuid4().hex
+    return image
+
+
+def _outputs(result) -> tuple[Image.Image, list[tuple[Image.Image, str]]]:
+    """(what the network sees, enlarged; one feature-map grid per conv layer) for a classify callback."""
+    return _served(enlarge(result.seen, 224)), [(_served(grid), caption)
+                                               for grid, caption in feature_gallery(result.feature_maps)]
+
+
 # ---- callbacks -------------------------------------------------------------------------------------------
 
 
@@ -95,7 +116,7 @@ def classify_digit(drawing, trained=None):
     top, p = next(iter(result.probabilities.items()))
     note = f"It reads **{top}** ({p:.1%})." if p >= LOW_CONFIDENCE else \
         f"Not sure: **{top}** at only {p:.1%}. Try a bigger, clearer digit."
-    return result.probabilities, enlarge(result.seen, 224), feature_gallery(result.feature_maps), note
+    return result.probabilities, *_outputs(result), note
 
 
 def classify_image(photo, trained=None):
@@ -107,7 +128,7 @@ def classify_image(photo, trained=None):
     note = f"Looks like a **{top}** ({p:.1%})." if p >= LOW_CONFIDENCE else \
         f"Low confidence: best guess **{top}** at {p:.1%}. The photo may not show one of the ten CIFAR-10 " \
         f"classes ({', '.join(PRESETS['cifar10'].classes)})."
-    return result.probabilities, enlarge(result.seen, 224), feature_gallery(result.feature_maps), note
+    return result.probabilities, *_outputs(result), note
 
 
 def feature_maps(source, layer, drawing, photo, trained_mnist=None, trained_cifar=None):
@@ -285,7 +306,8 @@ def build_demo() -> gr.Blocks:
     """The whole app; nothing is loaded or trained until a visitor asks."""
     defaults = _form_defaults()
     examples = sorted(EXAMPLES_DIR.glob("cifar10/*.png"))
-    with gr.Blocks(title="AlexNet, live") as demo:
+    # delete_cache: output files older than an hour are swept every 30 min, so a busy Space's disk stays bounded
+    with gr.Blocks(title="AlexNet, live", delete_cache=(1800, 3600)) as demo:
         trained_mnist, trained_cifar, trained_last = gr.State(None), gr.State(None), gr.State(None)
         gr.Markdown(INTRO)
         with gr.Tabs():

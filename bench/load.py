@@ -1,6 +1,6 @@
 """Load test on loopback: N gradio_client visitors classify digits for S seconds while a training run streams.
 
-    python bench/load.py --clients 20 --seconds 30        (the full form; the tests run a short one)
+    ALEXNET_DEMO_DATA=../shared/data python bench/load.py --clients 20 --seconds 30   (the full form; tests run a short one)
 
 Reports failed requests, p50/p95 latency, and the training run's images/s against the same run alone.
 Bounded in count and time; talks only to 127.0.0.1.
@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -22,17 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-TRAIN_FORM = dict(dataset="mnist", epochs=1, batch_size=32, lr=3e-4, optimizer="adam", schedule="none", subset=3200,
+TRAIN_FORM = dict(dataset="mnist", epochs=3, batch_size=32, lr=3e-4, optimizer="adam", schedule="none", subset=3200,
                   input_size=65, augment=False, amp=False)
 
 
 def digit_png(folder: Path, visitor: int = 0) -> str:
-    """A "1" drawn a little differently by each visitor. (Identical requests give byte-identical outputs, which
-    gradio 6.31 writes to one cache path; serving one while rewriting it can cut a download short.)"""
+    """A "1" of a different stroke width for each visitor, so that no two visitors' digits are alike once cropped
+    and centred. (Identical requests give byte-identical outputs, which gradio 6.31 writes to one cache path; see
+    the app's note on that.)"""
     from PIL import Image
     canvas = np.full((280, 280), 255, np.uint8)
-    x, tall = 100 + 7 * (visitor % 10), 180 + 3 * (visitor // 10)
-    canvas[40:40 + tall, x:x + 18 + visitor % 5] = 0
+    canvas[40:220, 100:114 + visitor % 60] = 0
     path = folder / f"load-digit-{visitor}.png"
     Image.fromarray(canvas).save(path)
     return str(path)
@@ -90,24 +92,49 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
             "train_images_per_s_under_load": statistics.median(rates) if rates else None}
 
 
-def main(argv=None) -> int:
-    from alexnet_demo import ui
+def serve_app(port: int, timeout: float = 180) -> subprocess.Popen:
+    """`python app.py` in its own process (as deployed: the visitors' client threads here don't share its GIL)."""
+    from gradio_client import Client
 
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            Client(f"http://127.0.0.1:{port}", verbose=False)
+            return server
+        except Exception:
+            time.sleep(0.5)
+    server.kill()
+    raise RuntimeError(f"the app did not come up on port {port} within {timeout:.0f} s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    demo = ui.build_demo()
-    _, url, _ = ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    port = free_port()
+    server = serve_app(port)
+    url = f"http://127.0.0.1:{port}"
     try:
         alone = training_alone(url, min(args.seconds, 20))
         time.sleep(2)
         result = run_load(url, args.clients, args.seconds, args.out)
     finally:
-        demo.close()
+        server.terminate()
+        server.wait(timeout=30)
     result["train_images_per_s_alone"] = statistics.median(alone) if alone else None
+    result["server"] = "python app.py in its own process; clients are threads of this one"
     print(json.dumps(result, indent=2))
     (args.out / "load.json").write_text(json.dumps(result, indent=2))
     return 0 if result["failed"] == 0 else 1

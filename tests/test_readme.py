@@ -35,3 +35,7 @@ def test_shipped_checkpoint_figures_and_commands_are_the_files_own():
         assert f"{meta['test_accuracy']:.2%}" in README, path.name
         assert meta["command"] in README, path.name
 
+
+def test_no_placeholder_is_left():
+    import re
+    assert not re.search(r"\b(SHIPPED_TABLE|PERFORMANCE|[A-Z]+_(ACCURACY|ROW|COMMAND|NOTES|TABLE|LINE))\b", README)

@@ -23,15 +23,26 @@ def test_blank_canvas_asks_for_a_digit(untrained_mnist):
 
 def test_drawing_gives_probabilities_what_the_network_sees_and_five_maps(untrained_mnist):
     label, seen, maps, note = ui.classify_digit(sketch_value(), untrained_mnist)
-    assert set(label) == set(MNIST_CLASSES) and seen.shape[:2] == (224, 224)
+    assert set(label) == set(MNIST_CLASSES) and np.asarray(seen).shape[:2] == (224, 224)
     assert [caption.split(":")[0] for _, caption in maps] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
-    assert "scale 0–" in maps[0][1] and maps[0][0].dtype == np.uint8
+    assert "scale 0–" in maps[0][1] and np.asarray(maps[0][0]).dtype == np.uint8
+
+
+def test_identical_requests_get_identical_pictures_in_distinct_files(untrained_mnist):
+    """gradio caches an output under the hash of its PNG bytes and rewrites it non-atomically; a per-response
+    text chunk keeps two visitors' identical answers in two files, with the same pixels."""
+    from gradio.processing_utils import encode_pil_to_bytes
+
+    first, second = (ui.classify_digit(sketch_value(), untrained_mnist) for _ in range(2))
+    for a, b in [(first[1], second[1]), (first[2][4][0], second[2][4][0])]:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+        assert encode_pil_to_bytes(a, "png") != encode_pil_to_bytes(b, "png")
 
 
 def test_photo_example_is_classified_with_a_low_confidence_note(untrained_cifar):
     example = sorted(ui.EXAMPLES_DIR.glob("cifar10/*.png"))[0]
     label, seen, maps, note = ui.classify_image(str(example), untrained_cifar)
-    assert len(label) == 10 and seen.shape == (224, 224, 3) and len(maps) == 5
+    assert len(label) == 10 and np.asarray(seen).shape == (224, 224, 3) and len(maps) == 5
     assert "may not show one of the ten" in note  # an untrained model is never confident
 
 
