@@ -218,6 +218,11 @@ def train_run(dataset, epochs, batch_size, lr, optimizer, schedule, subset, inpu
             if isinstance(event, StartEvent):
                 progress = (f"Training on {event.device_name}: {event.train_images} images, "
                             f"{event.total_steps} steps, evaluating on {event.eval_images} {event.eval_split} images.")
+                for rows, kind in ((losses, "loss"), (accuracies, "accuracy")):
+                    # Every series from the first frame, with no value yet (drawn as nothing): gradio 6.31's
+                    # LinePlot fixes its colour domain at its first frame and never draws a series added later.
+                    rows += [{"step": 0, "value": None, "series": f"{split} {kind}"}
+                             for split in ("train", event.eval_split)]
             elif isinstance(event, StepEvent):
                 losses.append({"step": event.step, "value": event.train_loss, "series": "train loss"})
                 accuracies.append({"step": event.step, "value": event.train_accuracy, "series": "train accuracy"})
@@ -282,7 +287,7 @@ def save_trained(trained: Classifier | None):
 # ---- layout ------------------------------------------------------------------------------------------------
 
 INTRO = """# AlexNet, live
-Draw a digit and watch an AlexNet trained on MNIST read it stroke by stroke; show one a photo; look at what
+Draw a digit and watch an AlexNet trained on MNIST read it stroke by stroke; show it a photo; look at what
 every convolutional layer responds to; train your own and watch it learn."""
 
 # The Sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush so that a visitor
@@ -315,11 +320,11 @@ def build_demo() -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         sketch = gr.Sketchpad(
-                            label="Draw a digit 0–9 (the prediction updates after every stroke)",
+                            label="Draw a digit 0–9",
                             canvas_size=(480, 480), height=600, type="numpy", image_mode="RGBA", elem_id="sketch",
                             brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"), layers=False)
                     with gr.Column(scale=2):
-                        digit_note = gr.Markdown("Draw a digit 0–9 on the canvas.")
+                        digit_note = gr.Markdown("Draw a digit 0–9 on the canvas: the answer updates after every stroke.")
                         digit_label = gr.Label(num_top_classes=10, label="Probabilities", value="Draw a digit")
                         digit_seen = gr.Image(label="What the network sees (28×28, MNIST-normalized)",
                                               height=260, interactive=False, format="png")
@@ -371,13 +376,15 @@ def build_demo() -> gr.Blocks:
                     stop = gr.Button("Stop", variant="stop")
                 progress = gr.Markdown()
                 with gr.Row():
-                    loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Loss", height=280)
+                    loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Loss", height=280,
+                                            elem_id="loss-plot")
                     accuracy_plot = gr.LinePlot(x="step", y="value", color="series", title="Accuracy", height=280,
-                                                y_lim=[0, 1])
+                                                y_lim=[0, 1], elem_id="accuracy-plot")
                 result = gr.Markdown()
                 with gr.Row():
                     confusion = gr.Plot(label="Confusion matrix (test)", show_label=False)
-                    mistakes = gr.Gallery(label="Misclassified test images (true → predicted)", columns=6, height=360, format="png")
+                    mistakes = gr.Gallery(label="Misclassified test images (true → predicted)", columns=5, height=360,
+                                          format="png")
                 with gr.Row():
                     use = gr.Button("Use this model in Draw and Photo tabs")
                     back = gr.Button("Back to the shipped models")
@@ -403,7 +410,8 @@ def build_demo() -> gr.Blocks:
         run = start.click(train_run, [dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size,
                                       augment, amp],
                           [loss_plot, accuracy_plot, progress, result, confusion, mistakes, download, trained_last],
-                          api_name="train", concurrency_limit=2)
+                          api_name="train", concurrency_limit=2,
+                          show_progress="minimal")  # no overlay dimming the live plots; the progress line says it
         stop.click(None, cancels=[run])
         use.click(use_trained, [trained_last, trained_mnist, trained_cifar], [trained_mnist, trained_cifar, use_note],
                   api_name=False)

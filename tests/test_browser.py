@@ -2,6 +2,7 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("gradio")
@@ -76,6 +77,18 @@ def test_feature_maps_tab(page):
     page.screenshot(path=str(SHOTS / "3-feature-maps.png"), full_page=True)
 
 
+def line_pixels(page, selector) -> dict[int, int]:
+    """Strongly coloured pixels of a rendered plot, counted by coarse hue (one bucket per 30 degrees): the
+    lines; axes, grid and text are grey."""
+    import io
+
+    from PIL import Image
+    hsv = np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("HSV"))
+    lines = hsv[(hsv[..., 1] > 100) & (hsv[..., 2] > 80)]
+    hues, counts = np.unique(lines[:, 0] // 22, return_counts=True)
+    return dict(zip(hues.tolist(), counts.tolist()))
+
+
 def test_training_plot_grows(page, data_root):
     page.get_by_role("tab", name="Train").click()
     page.get_by_label("Training images (subset)").fill("640")
@@ -85,8 +98,15 @@ def test_training_plot_grows(page, data_root):
     page.wait_for_function("(t) => { const e = [...document.querySelectorAll('p')].find(p => "
                            "p.innerText.startsWith('Step')); return e && e.innerText !== t; }", arg=first,
                            timeout=120_000)
+    early = line_pixels(page, "#accuracy-plot")
+    page.screenshot(path=str(SHOTS / "4-train-running.png"), full_page=True)
     page.wait_for_selector("text=/Test accuracy/", timeout=300_000)  # the tiny run finishes: confusion, mistakes
     page.wait_for_timeout(2000)
+    for plot in ("#loss-plot", "#accuracy-plot"):  # two series drawn, train and test, each a visible line
+        drawn = {hue: n for hue, n in line_pixels(page, plot).items() if n >= 40}
+        assert len(drawn) >= 2, f"{plot}: coloured pixels by hue {drawn}"
+    final = {hue: n for hue, n in line_pixels(page, "#accuracy-plot").items() if n >= 40}
+    assert sum(final.values()) > sum(early.get(hue, 0) for hue in final)  # the lines grew
     page.screenshot(path=str(SHOTS / "4-train.png"), full_page=True)
 
 

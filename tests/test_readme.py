@@ -39,3 +39,9 @@ def test_shipped_checkpoint_figures_and_commands_are_the_files_own():
 def test_no_placeholder_is_left():
     import re
     assert not re.search(r"\b(SHIPPED_TABLE|PERFORMANCE|[A-Z]+_(ACCURACY|ROW|COMMAND|NOTES|TABLE|LINE))\b", README)
+
+
+def test_every_picture_the_readme_shows_is_in_the_repository():
+    import re
+    pictures = re.findall(r"\]\((docs/[^)]+\.png)\)", README)
+    assert len(pictures) >= 5 and all((ROOT / p).is_file() for p in pictures), pictures
