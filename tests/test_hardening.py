@@ -176,3 +176,40 @@ def test_any_array_becomes_a_network_input_or_a_clear_error(convert, shape, arra
         assert convert is digit_to_mnist
         return
     assert converted.shape == shape and converted.dtype == np.uint8
+
+
+def test_a_space_owner_caps_training_through_environment_variables(tmp_path):
+    """ALEXNET_DEMO_MAX_EPOCHS / _MAX_SUBSET / _MAX_TRAIN_S are read when the app starts (a fresh process here)."""
+    import os
+    import subprocess
+    import sys
+    code = ("from alexnet_demo import ui\n"
+            "assert (ui.MAX_EPOCHS, ui.MAX_SUBSET, ui.MAX_TRAIN_S) == (2, 500, 60)\n"
+            "for epochs, subset, cap in [(3, 100, 'ALEXNET_DEMO_MAX_EPOCHS'), (1, 501, 'ALEXNET_DEMO_MAX_SUBSET')]:\n"
+            "    try:\n"
+            "        ui.make_config('mnist', epochs, 64, 1e-3, 'adam', 'none', subset, 65, False, False)\n"
+            "        raise SystemExit('no cap')\n"
+            "    except ui.gr.Error as e:\n"
+            "        assert cap in str(e), str(e)\n"
+            "ui.make_config('mnist', 2, 64, 1e-3, 'adam', 'none', 500, 65, False, False)\n")
+    env = {**os.environ, "ALEXNET_DEMO_MAX_EPOCHS": "2", "ALEXNET_DEMO_MAX_SUBSET": "500",
+           "ALEXNET_DEMO_MAX_TRAIN_S": "60"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ui.EXAMPLES_DIR.parent.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_visitors_cannot_fetch_files_outside_the_apps_folders(live_app):
+    """gradio's file route serves only its own cache and the app's folders: not the weights, the code, the system
+    files, nor a path climbing out with '..'."""
+    import httpx
+    url = live_app[0].rstrip("/")
+    repo = ui.EXAMPLES_DIR.parent.parent
+    for path in [CHECKPOINT_DIR / "mnist.safetensors", repo / "app.py", "/etc/passwd",
+                 f"{ui.OUTPUT_DIR}/../../etc/passwd"]:
+        response = httpx.get(f"{url}/gradio_api/file={path}", timeout=30)
+        assert response.status_code in (403, 404), (path, response.status_code)
+    example = ui.EXAMPLES_DIR / "cifar10" / "ship.png"  # an upload lands in gradio's cache and is served back
+    uploaded = httpx.post(f"{url}/gradio_api/upload", files={"files": example.open("rb")}, timeout=30).json()[0]
+    assert httpx.get(f"{url}/gradio_api/file={uploaded}", timeout=30).content == example.read_bytes()
