@@ -27,14 +27,6 @@ from .models import CONV_LAYERS, PRESETS, model_table
 from .training import (DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, TrainingError, pick_device,
                        state_path, train)
 
-try:  # ZeroGPU on Hugging Face Spaces: GPU work runs inside @spaces.GPU; elsewhere nothing changes
-    import spaces
-
-    gpu = spaces.GPU(duration=int(os.environ.get("ALEXNET_DEMO_GPU_DURATION", "120")))
-except ImportError:
-    def gpu(fn):
-        return fn
-
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 LOW_CONFIDENCE = 0.5  # below this top probability the photo may not show one of the ten classes
 MAX_FILE_SIZE = "20mb"  # gradio refuses larger uploads before they reach a callback
@@ -50,6 +42,17 @@ def _cap(name: str, default: int) -> int:
 MAX_EPOCHS = _cap("ALEXNET_DEMO_MAX_EPOCHS", 30)
 MAX_SUBSET = _cap("ALEXNET_DEMO_MAX_SUBSET", 60000)
 MAX_TRAIN_S = _cap("ALEXNET_DEMO_MAX_TRAIN_S", 1800)
+GPU_DURATION = _cap("ALEXNET_DEMO_GPU_DURATION", 120)  # s: one ZeroGPU slot
+
+try:  # ZeroGPU on Hugging Face Spaces: GPU work runs inside @spaces.GPU; elsewhere nothing changes
+    import spaces
+
+    gpu = spaces.GPU(duration=GPU_DURATION)
+    if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true"):  # set by ZeroGPU (spaces.config)
+        MAX_TRAIN_S = min(MAX_TRAIN_S, GPU_DURATION - 20)  # stop in time to test and save inside the slot
+except ImportError:
+    def gpu(fn):
+        return fn
 
 
 class PhotoInput(gr.Image):

@@ -213,3 +213,25 @@ def test_visitors_cannot_fetch_files_outside_the_apps_folders(live_app):
     example = ui.EXAMPLES_DIR / "cifar10" / "ship.png"  # an upload lands in gradio's cache and is served back
     uploaded = httpx.post(f"{url}/gradio_api/upload", files={"files": example.open("rb")}, timeout=30).json()[0]
     assert httpx.get(f"{url}/gradio_api/file={uploaded}", timeout=30).content == example.read_bytes()
+
+
+def test_on_zerogpu_the_run_is_wrapped_and_stops_inside_its_slot(tmp_path):
+    """With the `spaces` package (not ours: a stand-in that records its calls) and SPACES_ZERO_GPU set, training
+    runs inside @spaces.GPU(duration) and its wall-time cap leaves 20 s of the slot to test and save."""
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "spaces.py").write_text(
+        "calls = []\n"
+        "def GPU(duration):\n"
+        "    def wrap(fn):\n"
+        "        calls.append((duration, fn.__name__))\n"
+        "        return fn\n"
+        "    return wrap\n")
+    code = ("import spaces\nfrom alexnet_demo import ui\n"
+            "assert spaces.calls == [(90, 'train_run')], spaces.calls\n"
+            "assert ui.MAX_TRAIN_S == 70, ui.MAX_TRAIN_S\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "SPACES_ZERO_GPU": "true", "ALEXNET_DEMO_GPU_DURATION": "90"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ui.EXAMPLES_DIR.parent.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
