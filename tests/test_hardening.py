@@ -41,7 +41,7 @@ def test_every_canvas_gets_an_answer_or_a_clear_message(kind, untrained_mnist):
     if isinstance(label, str):
         assert label == "Draw a digit" and "Nothing drawn" in note
     else:
-        assert abs(sum(label.values()) - 1) < 1e-4 and seen.shape[:2] == (224, 224) and note
+        assert abs(sum(label.values()) - 1) < 1e-4 and np.asarray(seen).shape[:2] == (224, 224) and note
 
 
 def png_bytes(image, fmt="PNG", **kwargs):
@@ -77,7 +77,7 @@ def test_unusual_images_are_classified(tmp_path, make, untrained_cifar):
     path = tmp_path / "odd.png" if make().mode != "CMYK" else tmp_path / "odd.jpg"
     make().save(path)
     label, seen, maps, note = ui.classify_image(str(path), untrained_cifar)
-    assert len(label) == 10 and seen.shape == (224, 224, 3)
+    assert len(label) == 10 and np.asarray(seen).shape == (224, 224, 3)
 
 
 def test_animated_gif_is_read_from_its_first_frame(tmp_path, untrained_cifar):
