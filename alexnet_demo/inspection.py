@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from torchvision.utils import make_grid
 
 CMAP = "magma"  # one colour map everywhere: black = 0 (silent), bright = the layer's strongest response
 LUT = (colormaps[CMAP](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)  # 256 colours: index, don't evaluate
@@ -32,6 +31,7 @@ def channel_grid(fmap: torch.Tensor, max_channels: int | None = None, upscale: i
     if upscale > 1:
         fmap = fmap.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
     vmax = float(fmap.max())
+    from torchvision.utils import make_grid  # here, not at import: torchvision costs ~1.8 s of app start
     grid = make_grid(fmap[:, None], nrow=math.ceil(math.sqrt(c)), padding=1, pad_value=float("nan"))[0]
     rgb = colorize(torch.nan_to_num(grid, nan=0.0).numpy(), vmax)
     rgb[torch.isnan(grid).numpy()] = 255  # white gaps between tiles
@@ -93,6 +93,7 @@ def filters_figure(model: torch.nn.Module) -> Figure:
     high = weight.amax(dim=(1, 2, 3), keepdim=True)
     tiles = (weight - low) / (high - low).clamp(min=1e-8)
     tiles = tiles.repeat_interleave(4, 2).repeat_interleave(4, 3)
+    from torchvision.utils import make_grid
     grid = make_grid(tiles, nrow=12, padding=2, pad_value=1.0)
     fig = Figure(figsize=(7.5, 7.5 * grid.shape[1] / grid.shape[2] + 0.5), layout="constrained")
     ax = fig.subplots()

@@ -439,7 +439,7 @@ def warm_up() -> None:
             continue
         blank = torch.zeros(PRESETS[preset].in_channels, 28, 28, dtype=torch.uint8)
         blank[:, 4:24, 12:16] = 255  # a stroke, so that the digit path runs end to end
-        classifier.run(blank.permute(1, 2, 0).numpy())
+        feature_gallery(classifier.run(blank.permute(1, 2, 0).numpy()).feature_maps)  # and the panel's grids
 
 
 def launch(demo: gr.Blocks, **kwargs):
