@@ -10,18 +10,17 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from PIL import Image
 
 CMAP = "magma"  # one colour map everywhere: black = 0 (silent), bright = the layer's strongest response
-LUT = (colormaps[CMAP](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)  # 256 colours: index, don't evaluate
+GAP = 255  # palette index of the white gaps between tiles; 0..254 are the colour map
+PALETTE = np.vstack([(colormaps[CMAP](np.linspace(0, 1, 255))[:, :3] * 255).astype(np.uint8),
+                     [[255, 255, 255]]]).astype(np.uint8)  # (256, 3): index, don't evaluate
 
 
-def colorize(values: np.ndarray, vmax: float) -> np.ndarray:
-    """Float (H, W) on [0, vmax] -> uint8 RGB through CMAP."""
-    return LUT[(np.clip(values / max(vmax, 1e-8), 0, 1) * 255).astype(np.uint8)]
-
-
-def channel_grid(fmap: torch.Tensor, max_channels: int | None = None, upscale: int | None = None) -> np.ndarray:
-    """A (C, H, W) activation as one uint8 RGB tile grid, scaled 0 .. the layer's max, 1 px gaps."""
+def grid_indices(fmap: torch.Tensor, max_channels: int | None = None, upscale: int | None = None) -> np.ndarray:
+    """A (C, H, W) activation as one tile grid of PALETTE indices (uint8): 0 .. 254 for 0 .. the layer's max,
+    GAP for the 1 px gaps between tiles."""
     fmap = fmap.detach().float().cpu()
     if max_channels:
         fmap = fmap[:max_channels]
@@ -30,12 +29,24 @@ def channel_grid(fmap: torch.Tensor, max_channels: int | None = None, upscale: i
         upscale = max(1, 24 // h)  # tiny 3x3 maps get blown up so that a person can see them
     if upscale > 1:
         fmap = fmap.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
-    vmax = float(fmap.max())
+    vmax = max(float(fmap.max()), 1e-8)
     from torchvision.utils import make_grid  # here, not at import: torchvision costs ~1.8 s of app start
     grid = make_grid(fmap[:, None], nrow=math.ceil(math.sqrt(c)), padding=1, pad_value=float("nan"))[0]
-    rgb = colorize(torch.nan_to_num(grid, nan=0.0).numpy(), vmax)
-    rgb[torch.isnan(grid).numpy()] = 255  # white gaps between tiles
-    return rgb
+    indices = (torch.nan_to_num(grid, nan=0.0) / vmax).clamp(0, 1).mul(254).round().to(torch.uint8).numpy()
+    indices[torch.isnan(grid).numpy()] = GAP
+    return indices
+
+
+def channel_grid(fmap: torch.Tensor, max_channels: int | None = None, upscale: int | None = None) -> np.ndarray:
+    """A (C, H, W) activation as one uint8 RGB tile grid, scaled 0 .. the layer's max, white 1 px gaps."""
+    return PALETTE[grid_indices(fmap, max_channels, upscale)]
+
+
+def palette_image(indices: np.ndarray) -> Image.Image:
+    """Indices as a palette ("P") image: PNG encodes one byte a pixel, about 4x faster than RGB and half the size."""
+    image = Image.frombytes("P", (indices.shape[1], indices.shape[0]), np.ascontiguousarray(indices).tobytes())
+    image.putpalette(PALETTE.tobytes())
+    return image
 
 
 def layer_caption(name: str, fmap: torch.Tensor) -> str:
@@ -43,9 +54,9 @@ def layer_caption(name: str, fmap: torch.Tensor) -> str:
     return f"{name}: {c} channels of {h}×{w}, scale 0–{float(fmap.max()):.2f}"
 
 
-def feature_gallery(maps: dict[str, torch.Tensor]) -> list[tuple[np.ndarray, str]]:
-    """(grid image, caption) per conv layer, for a gr.Gallery."""
-    return [(channel_grid(fmap), layer_caption(name, fmap)) for name, fmap in maps.items()]
+def feature_gallery(maps: dict[str, torch.Tensor]) -> list[tuple[Image.Image, str]]:
+    """(grid as a palette image, caption) per conv layer, for a gr.Gallery."""
+    return [(palette_image(grid_indices(fmap)), layer_caption(name, fmap)) for name, fmap in maps.items()]
 
 
 def feature_maps_figure(maps: dict[str, torch.Tensor]) -> Figure:

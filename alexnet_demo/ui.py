@@ -88,14 +88,14 @@ def _run(preset: str, image, trained, maps: bool = True):
         raise gr.Error(str(e)) from None
 
 
-def _served(array: np.ndarray) -> Image.Image:
+def _served(picture: np.ndarray | Image.Image) -> Image.Image:
     """An output picture tagged with a per-response id (a PNG text chunk; the pixels are untouched).
 
     gradio 6.31 stores an output image under the hash of its bytes and rewrites that file, not atomically, on
     every response; two visitors getting the same picture at once (the same example, or digits that normalise
     alike) could be served a half-written file. The tag gives every response its own files.
     """
-    image = Image.fromarray(array)
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
     image.info["response"] = uuid.uuid4().hex
     return image
 
