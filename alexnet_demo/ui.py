@@ -329,7 +329,7 @@ def build_demo() -> gr.Blocks:
                     with gr.Column(scale=2):
                         digit_note = gr.Markdown("Draw a digit 0–9 on the canvas: the answer updates after every stroke.")
                         digit_label = gr.Label(num_top_classes=10, label="Probabilities", value="Draw a digit")
-                        digit_seen = gr.Image(label="What the network sees (28×28, MNIST-normalized)",
+                        digit_seen = gr.Image(label="What the network sees (28×28, MNIST-style)",
                                               height=260, interactive=False, format="png")
                 digit_maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this drawing (after ReLU)",
                                         columns=5, height=300, object_fit="contain", format="png")
@@ -344,7 +344,7 @@ def build_demo() -> gr.Blocks:
                     with gr.Column(scale=2):
                         photo_note = gr.Markdown("Upload a photo, paste one, use the webcam or click an example.")
                         photo_label = gr.Label(num_top_classes=5, label="Top 5")
-                        photo_seen = gr.Image(label="What the network sees (32×32, upscaled to 50×50 inside)",
+                        photo_seen = gr.Image(label="What the network sees (32×32 → 50×50)",
                                               height=260, interactive=False, format="png")
                 photo_maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this photo (after ReLU)",
                                         columns=5, height=300, object_fit="contain", format="png")
