@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -225,29 +224,22 @@ def latency(args) -> Path:
 
 def app_ready_ms() -> float:
     """Wall time from `python app.py` to the first answered /classify_digit call (gradio_client)."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     from PIL import Image
 
-    port = 7911
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    from load import serve_app  # bench/load.py: starts the app in its own process on a free port
+
     path = RESULTS / "digit.png"
     RESULTS.mkdir(parents=True, exist_ok=True)
     canvas = np.full((280, 280), 255, np.uint8)
     canvas[40:240, 130:150] = 0
     Image.fromarray(canvas).save(path)
     t0 = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server, _, client = serve_app(timeout=120)
     try:
-        while time.perf_counter() - t0 < 120:
-            try:
-                client = Client(f"http://127.0.0.1:{port}", verbose=False)
-                client.predict({"background": handle_file(str(path)), "layers": [],
-                                "composite": handle_file(str(path))}, api_name="/classify_digit")
-                return (time.perf_counter() - t0) * 1e3
-            except Exception:
-                time.sleep(0.2)
-        raise RuntimeError("the app did not answer within 120 s")
+        client.predict({"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))},
+                       api_name="/classify_digit")
+        return (time.perf_counter() - t0) * 1e3
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -99,20 +99,22 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
             "train_images_per_s_under_load": statistics.median(rates) if rates else None}
 
 
-def serve_app(port: int, timeout: float = 180) -> subprocess.Popen:
-    """`python app.py` in its own process (as deployed: the visitors' client threads here don't share its GIL)."""
+def serve_app(timeout: float = 180):
+    """`python app.py` in its own process on a free loopback port (as deployed: the visitors' client threads here
+    don't share its GIL); (server, url, client) once it accepts a client."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
     server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            connect(f"http://127.0.0.1:{port}")
-            return server
+            return server, url, connect(url)
         except Exception:
-            time.sleep(0.5)
+            time.sleep(0.2)
     server.kill()
-    raise RuntimeError(f"the app did not come up on port {port} within {timeout:.0f} s")
+    raise RuntimeError(f"the app did not come up on {url} within {timeout:.0f} s")
 
 
 def free_port() -> int:
@@ -128,9 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    server = serve_app(port)
-    url = f"http://127.0.0.1:{port}"
+    server, url, _ = serve_app()
     try:
         alone = training_alone(url, min(args.seconds, 20))
         time.sleep(2)
