@@ -1,6 +1,9 @@
 """Hardening: odd canvases and uploads, bad forms and files, simulated OOM, property-based preprocessing."""
 import hashlib
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -178,25 +181,26 @@ def test_any_array_becomes_a_network_input_or_a_clear_error(convert, shape, arra
     assert converted.shape == shape and converted.dtype == np.uint8
 
 
-def test_a_space_owner_caps_training_through_environment_variables(tmp_path):
-    """ALEXNET_DEMO_MAX_EPOCHS / _MAX_SUBSET / _MAX_TRAIN_S are read when the app starts (a fresh process here)."""
-    import os
-    import subprocess
-    import sys
-    code = ("from alexnet_demo import ui\n"
-            "assert (ui.MAX_EPOCHS, ui.MAX_SUBSET, ui.MAX_TRAIN_S) == (2, 500, 60)\n"
-            "for epochs, subset, cap in [(3, 100, 'ALEXNET_DEMO_MAX_EPOCHS'), (1, 501, 'ALEXNET_DEMO_MAX_SUBSET')]:\n"
-            "    try:\n"
-            "        ui.make_config('mnist', epochs, 64, 1e-3, 'adam', 'none', subset, 65, False, False)\n"
-            "        raise SystemExit('no cap')\n"
-            "    except ui.gr.Error as e:\n"
-            "        assert cap in str(e), str(e)\n"
-            "ui.make_config('mnist', 2, 64, 1e-3, 'adam', 'none', 500, 65, False, False)\n")
-    env = {**os.environ, "ALEXNET_DEMO_MAX_EPOCHS": "2", "ALEXNET_DEMO_MAX_SUBSET": "500",
-           "ALEXNET_DEMO_MAX_TRAIN_S": "60"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ui.EXAMPLES_DIR.parent.parent, env=env,
-                          capture_output=True, text=True, timeout=120)
+def run_in_a_fresh_process(code: str, **env: str) -> None:
+    """Run `code` in a new Python in the repository, with `env` added: settings read when the app module loads."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ui.EXAMPLES_DIR.parent.parent,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_space_owner_caps_training_through_environment_variables():
+    """ALEXNET_DEMO_MAX_EPOCHS / _MAX_SUBSET / _MAX_TRAIN_S are read when the app starts (a fresh process here)."""
+    run_in_a_fresh_process(
+        "from alexnet_demo import ui\n"
+        "assert (ui.MAX_EPOCHS, ui.MAX_SUBSET, ui.MAX_TRAIN_S) == (2, 500, 60)\n"
+        "for epochs, subset, cap in [(3, 100, 'ALEXNET_DEMO_MAX_EPOCHS'), (1, 501, 'ALEXNET_DEMO_MAX_SUBSET')]:\n"
+        "    try:\n"
+        "        ui.make_config('mnist', epochs, 64, 1e-3, 'adam', 'none', subset, 65, False, False)\n"
+        "        raise SystemExit('no cap')\n"
+        "    except ui.gr.Error as e:\n"
+        "        assert cap in str(e), str(e)\n"
+        "ui.make_config('mnist', 2, 64, 1e-3, 'adam', 'none', 500, 65, False, False)\n",
+        ALEXNET_DEMO_MAX_EPOCHS="2", ALEXNET_DEMO_MAX_SUBSET="500", ALEXNET_DEMO_MAX_TRAIN_S="60")
 
 
 @pytest.mark.slow
@@ -218,9 +222,6 @@ def test_visitors_cannot_fetch_files_outside_the_apps_folders(live_app):
 def test_on_zerogpu_the_run_is_wrapped_and_stops_inside_its_slot(tmp_path):
     """With the `spaces` package (not ours: a stand-in that records its calls) and SPACES_ZERO_GPU set, training
     runs inside @spaces.GPU(duration) and its wall-time cap leaves 20 s of the slot to test and save."""
-    import os
-    import subprocess
-    import sys
     (tmp_path / "spaces.py").write_text(
         "calls = []\n"
         "def GPU(duration):\n"
@@ -228,10 +229,8 @@ def test_on_zerogpu_the_run_is_wrapped_and_stops_inside_its_slot(tmp_path):
         "        calls.append((duration, fn.__name__))\n"
         "        return fn\n"
         "    return wrap\n")
-    code = ("import spaces\nfrom alexnet_demo import ui\n"
-            "assert spaces.calls == [(90, 'train_run')], spaces.calls\n"
-            "assert ui.MAX_TRAIN_S == 70, ui.MAX_TRAIN_S\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "SPACES_ZERO_GPU": "true", "ALEXNET_DEMO_GPU_DURATION": "90"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ui.EXAMPLES_DIR.parent.parent, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_in_a_fresh_process(
+        "import spaces\nfrom alexnet_demo import ui\n"
+        "assert spaces.calls == [(90, 'train_run')], spaces.calls\n"
+        "assert ui.MAX_TRAIN_S == 70, ui.MAX_TRAIN_S\n",
+        PYTHONPATH=str(tmp_path), SPACES_ZERO_GPU="true", ALEXNET_DEMO_GPU_DURATION="90")
