@@ -47,8 +47,10 @@ def open_image(source) -> Image.Image:
         raise
     except Image.DecompressionBombError as e:  # PIL's own guard, for images far over our limit
         raise ValueError(f"{e.args[0].split(',')[0]}; the limit is {MAX_PIXELS / 1e6:.0f} MP") from None
-    except UnidentifiedImageError as e:
-        raise ValueError(f"not a readable image: {e}") from None
+    except UnidentifiedImageError:  # PIL's message carries the server-side path: name the file only
+        name = os.path.basename(source) if isinstance(source, (str, os.PathLike)) else "the data"
+        raise ValueError(f"{name} is not a readable image (not a format Pillow decodes: PNG, JPEG, GIF, WebP, "
+                         "BMP, TIFF, …)") from None
     except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data
         raise ValueError(f"the image file is corrupt or truncated ({e})") from None
 
