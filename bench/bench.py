@@ -166,7 +166,8 @@ def time_to_accuracy(args) -> Path:
 
 def latency(args) -> Path:
     from alexnet_demo.checkpoints import CheckpointError
-    from alexnet_demo.inference import Classifier, digit_to_mnist, load_classifier
+    from alexnet_demo.inference import Classifier, load_classifier
+    from alexnet_demo.preprocessing import digit_to_mnist
     from alexnet_demo.data import prepare_batch
     from alexnet_demo.inspection import feature_gallery, feature_maps_figure
     from alexnet_demo.models import MNIST_CLASSES

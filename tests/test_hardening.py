@@ -17,7 +17,8 @@ gr = pytest.importorskip("gradio")
 
 from alexnet_demo import ui  # noqa: E402
 from alexnet_demo.checkpoints import CHECKPOINT_DIR, CheckpointError, save_checkpoint  # noqa: E402
-from alexnet_demo.inference import digit_to_mnist, load_classifier, photo_to_cifar  # noqa: E402
+from alexnet_demo.inference import load_classifier  # noqa: E402
+from alexnet_demo.preprocessing import digit_to_mnist, photo_to_cifar  # noqa: E402
 from alexnet_demo.models import CIFAR10_CLASSES, build_model  # noqa: E402
 
 

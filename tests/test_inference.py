@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_demo.inference import digit_to_mnist, photo_to_cifar, to_float_array
+from alexnet_demo.preprocessing import digit_to_mnist, photo_to_cifar, to_float_array
 from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from alexnet_demo import build_model
-from alexnet_demo.models import count_parameters, feature_taps, layer_table
+from alexnet_demo.models import CONV_LAYERS, count_parameters, feature_taps, forward_with_maps, layer_table
 
 MNIST_SHAPES = [(96, 54, 54), (96, 26, 26), (256, 26, 26), (256, 12, 12), (384, 12, 12), (384, 12, 12),
                 (256, 12, 12), (256, 5, 5)]
@@ -76,3 +76,33 @@ def test_conv_layers_have_stable_names():
         names = dict(model.features.named_children())
         assert all(f"conv{i}" in names for i in range(1, 6))
         assert list(feature_taps(model)) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+
+
+@pytest.mark.parametrize("preset,channels,size", [("mnist", 1, 224), ("mnist", 1, 65), ("mnist", 1, 97),
+                                                  ("cifar10", 3, 50), ("cifar10", 3, 47), ("cifar10", 3, 64)])
+def test_forward_walk_gives_the_same_logits_as_the_model(preset, channels, size):
+    torch.manual_seed(0)
+    model = build_model(preset, input_size=size).eval()
+    x = torch.randn(2, channels, size, size)
+    with torch.no_grad():
+        logits, maps = forward_with_maps(model, x)
+        torch.testing.assert_close(logits, model(x))
+    assert list(maps) == list(CONV_LAYERS)
+    assert all(m.shape[0] == 2 and m.min() >= 0 for m in maps.values())  # after ReLU
+
+
+def test_forward_walk_masks_silence_channels_downstream_without_touching_weights():
+    torch.manual_seed(0)
+    model = build_model("mnist", input_size=65).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(1, 1, 65, 65)
+    with torch.no_grad():
+        plain, plain_maps = forward_with_maps(model, x)
+        ones, _ = forward_with_maps(model, x, masks={"conv3": torch.ones(384)})
+        torch.testing.assert_close(ones, plain)  # ablating nothing changes nothing
+        off = torch.ones(384)
+        off[:10] = 0
+        masked, maps = forward_with_maps(model, x, masks={"conv3": off})
+    assert maps["conv3"][0, :10].abs().sum() == 0 and plain_maps["conv3"][0, :10].abs().sum() > 0
+    assert not torch.allclose(masked, plain)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
