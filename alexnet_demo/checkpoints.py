@@ -91,6 +91,53 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     return model.eval(), meta
 
 
+@torch.no_grad()
+def round_to_float16_(model: torch.nn.Module) -> None:
+    """Round the floating weights and buffers to float16 values in place (what a checkpoint stores)."""
+    for t in model.state_dict().values():
+        if t.is_floating_point():
+            t.copy_(t.half())
+
+
+# ---- resumable training state: float32 weights, optimizer, RNG, progress ---------------------------------
+
+
+def state_path(checkpoint: str | os.PathLike) -> Path:
+    """Where the resumable training state lives beside a checkpoint: `<name>.state.safetensors`."""
+    return Path(str(checkpoint).removesuffix(".safetensors") + ".state.safetensors")
+
+
+def save_state(path: Path, model, optimizer, generator: torch.Generator, progress: dict) -> None:
+    """Everything `--resume` needs, as tensors plus a JSON `progress` record (epoch, history, schedule)."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for i, s in opt["state"].items():
+        tensors.update({f"optim.{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)) for k, v in s.items()})
+    tensors["rng.generator"] = generator.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    progress = {**progress, "param_groups": opt["param_groups"]}
+    atomic_save(tensors, path, {"progress": json.dumps(progress)})
+
+
+def load_state(path: Path, model, optimizer, generator: torch.Generator) -> dict:
+    """Restore what `save_state` wrote into `model`, `optimizer` and `generator`; returns the progress record."""
+    tensors, _ = read_safetensors(path)
+    with safe_open(str(path), framework="pt") as f:
+        progress = json.loads((f.metadata() or {}).get("progress", "{}"))
+    if "epoch" not in progress:
+        raise CheckpointError(f"{path}: not a training-state file (no progress record)")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    optimizer.load_state_dict({"state": state, "param_groups": progress.pop("param_groups")})
+    generator.set_state(tensors["rng.generator"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return progress
+
+
 def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     """A path as given; a preset name as `checkpoints/<name>.safetensors`, else from the Hub repo in
     env ALEXNET_DEMO_HUB_REPO (hf_hub_download). Raises CheckpointError saying where it looked."""

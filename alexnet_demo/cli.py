@@ -10,7 +10,8 @@ import typing
 
 from tqdm import tqdm
 
-from .training import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, config_fields, train
+from .config import RECIPES, TrainConfig, config_fields
+from .training import DoneEvent, EpochEvent, StartEvent, StepEvent, train
 
 
 def _flag_type(f: dataclasses.Field):
@@ -21,34 +22,50 @@ def _flag_type(f: dataclasses.Field):
 
 
 def train_parser() -> argparse.ArgumentParser:
+    """One flag per TrainConfig field. A flag not given is absent from the parsed namespace (SUPPRESS), so that
+    `--recipe` supplies it and only the flags given override the recipe."""
     parser = argparse.ArgumentParser(prog="python -m alexnet_demo.train",
-                                     description="Train an AlexNet preset; writes a checkpoint after every epoch.")
+                                     description="Train an AlexNet preset; writes a checkpoint after every epoch.",
+                                     argument_default=argparse.SUPPRESS)
+    parser.add_argument("--recipe", choices=tuple(RECIPES),
+                        help="start from a shipped checkpoint's recipe (alexnet_demo.config.RECIPES); flags override")
     for f in config_fields():
         kind = _flag_type(f)
         flag = "--" + f.name.replace("_", "-")
+        help_ = f"{f.metadata['help']} (default: {f.default})"
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_)
         else:
-            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"])
+            parser.add_argument(flag, type=kind, help=help_)
     parser.add_argument("--resume", help="continue from this training-state file (<out>.state.safetensors)")
-    parser.add_argument("--dry-run", action="store_true", help="one real step per epoch, 1 epoch, small eval")
+    parser.add_argument("--dry-run", action="store_true", help="1 epoch of 1 real step, evaluated on 200 images")
     return parser
 
 
-def train_main(argv: list[str] | None = None) -> int:
+def parse_config(argv: list[str]) -> tuple[TrainConfig, dict]:
+    """The config a `python -m alexnet_demo.train` command line describes, and its other options
+    (resume, dry_run, recipe). ValueError for a field out of range."""
     args = vars(train_parser().parse_args(argv))
-    resume, dry_run = args.pop("resume"), args.pop("dry_run")
-    if dry_run:
-        args.update(epochs=1, max_batches=1, eval_limit=args["eval_limit"] or 200)
+    options = {"recipe": args.pop("recipe", None), "resume": args.pop("resume", None),
+               "dry_run": args.pop("dry_run", False)}
+    settings = {**RECIPES.get(options["recipe"], {}), **args}
+    if options["dry_run"]:
+        settings.update(epochs=1, max_batches=1, eval_limit=settings.get("eval_limit") or 200)
+    return TrainConfig(**settings), options
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        config = TrainConfig(**args)
+        config, options = parse_config(argv)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    command = "python -m alexnet_demo.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    resume = options["resume"]
+    extra_meta = {"command": "python -m alexnet_demo.train " + shlex.join(argv), "recipe": options["recipe"]}
     bar = None
     try:
-        for event in train(config, resume=resume, extra_meta={"command": command}):
+        for event in train(config, resume=resume, extra_meta=extra_meta):
             if isinstance(event, StartEvent):
                 print(f"{event.device_name}: {event.train_images} training images, {event.eval_images} "
                       f"{event.eval_split} images, {event.total_steps} steps", flush=True)
@@ -78,14 +95,16 @@ def train_main(argv: list[str] | None = None) -> int:
 def evaluate_main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError, load_checkpoint, resolve_checkpoint
     from .data import load_dataset
-    from .training import confusion_matrix, evaluate, pick_device
+    from .evaluation import confusion_matrix, evaluate, per_class_accuracy
+    from .training import pick_device
 
     parser = argparse.ArgumentParser(prog="python -m alexnet_demo.evaluate",
                                      description="Overall and per-class test accuracy of a checkpoint.")
     parser.add_argument("--checkpoint", required=True, help="a .safetensors file, or a preset name")
     parser.add_argument("--data-root", default=None, help="else env ALEXNET_DEMO_DATA, else ./data")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N test images only")
+    parser.add_argument("--eval-limit", "--limit", type=int, default=None, dest="limit",
+                        help="evaluate the first N test images only")
     args = parser.parse_args(argv)
     try:
         path = resolve_checkpoint(args.checkpoint)
@@ -100,10 +119,11 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     result = evaluate(model.to(device), test.to(device), meta["preset"], meta["input_size"],
                       channels_last=device.type != "mps")
     cm = confusion_matrix(test.labels, result["predictions"], len(meta["classes"]))
-    per_class = {c: round((cm[i, i] / cm[i].sum()).item(), 4) for i, c in enumerate(meta["classes"])}
+    per_class = {c: None if acc is None else round(acc, 4)
+                 for c, acc in per_class_accuracy(cm, meta["classes"]).items()}
     print(f"{path}: {meta['preset']} at {meta['input_size']} px, {len(test)} test images from {test.source}")
     for c, acc in per_class.items():
-        print(f"  {c:>12}: {acc:.4f}")
+        print(f"  {c:>12}: " + ("no test image in this slice" if acc is None else f"{acc:.4f}"))
     print(f"  {'overall':>12}: {result['accuracy']:.4f}  (loss {result['loss']:.4f})")
     print(json.dumps({"checkpoint": str(path), "test_images": len(test), "test_accuracy": round(result["accuracy"], 4),
                       "test_loss": round(result["loss"], 4), "per_class_accuracy": per_class}))

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from .models import CIFAR10_CLASSES, MNIST_CLASSES, PRESETS
 
 DATASETS = ("mnist", "cifar10")
+TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}  # the size of each official training set
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 

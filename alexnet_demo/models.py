@@ -25,7 +25,6 @@ class Preset:
     name: str
     in_channels: int
     input_size: int  # px, square: what the write-up feeds the network
-    native_size: int  # px, the dataset's own image size
     dataset: str
     classes: tuple[str, ...]
     mean: tuple[float, ...]  # per-channel normalization, on [0, 1] pixels
@@ -36,8 +35,8 @@ MNIST_CLASSES = tuple(str(d) for d in range(10))
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 PRESETS = {
-    "mnist": Preset("mnist", 1, 224, 28, "mnist", MNIST_CLASSES, (0.1307,), (0.3081,)),
-    "cifar10": Preset("cifar10", 3, 50, 32, "cifar10", CIFAR10_CLASSES,
+    "mnist": Preset("mnist", 1, 224, "mnist", MNIST_CLASSES, (0.1307,), (0.3081,)),
+    "cifar10": Preset("cifar10", 3, 50, "cifar10", CIFAR10_CLASSES,
                       (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 

@@ -21,8 +21,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alexnet_demo import TrainConfig, build_model, train  # noqa: E402
-from alexnet_demo.training import DoneEvent, EpochEvent, StartEvent, StepEvent, device_name, pick_device  # noqa: E402
+from alexnet_demo import TrainConfig, build_model, recipe_config  # noqa: E402
+from alexnet_demo.training import (DoneEvent, EpochEvent, StartEvent, StepEvent, device_name, pick_device,  # noqa: E402
+                                   train)
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -128,11 +129,6 @@ def throughput(args) -> Path:
 # ---- 2. time to accuracy ----------------------------------------------------------------------------------
 
 
-RECIPES = {  # the shipped recipes (see README); --tiny runs them on a sliver of data
-    "mnist": dict(dataset="mnist", epochs=2, schedule="onecycle", lr=1e-3),
-    "cifar10": dict(dataset="cifar10", epochs=40, optimizer="sgd", lr=0.02, weight_decay=5e-4, label_smoothing=0.1,
-                    augment=True, schedule="onecycle"),
-}
 TARGETS = {"mnist": 0.992, "cifar10": 0.80}
 
 
@@ -141,13 +137,14 @@ def time_to_accuracy(args) -> Path:
     rows = []
     for preset in ("mnist", "cifar10"):
         for seed in range(args.seeds):
-            recipe = dict(RECIPES[preset], seed=seed, data_root=args.data_root, amp=device.type == "cuda")
+            # the shipped checkpoint's own recipe (alexnet_demo.config.RECIPES); --tiny: a sliver of the data
+            overrides = dict(seed=seed, data_root=args.data_root, amp=device.type == "cuda")
             if args.tiny:
-                recipe.update(epochs=1, subset=256, batch_size=64, input_size=65 if preset == "mnist" else None,
-                              eval_limit=200)
+                overrides.update(epochs=1, subset=256, batch_size=64, input_size=65 if preset == "mnist" else None,
+                                 eval_limit=200)
             staged = reached = None
             t0 = time.perf_counter()
-            for event in train(TrainConfig(**recipe)):
+            for event in train(recipe_config(preset, **overrides)):
                 if isinstance(event, StartEvent):
                     staged = time.perf_counter() - t0  # data decode/cache read + copy to the device
                 elif isinstance(event, EpochEvent) and reached is None and event.eval_accuracy >= TARGETS[preset]:
@@ -250,21 +247,23 @@ def app_ready_ms() -> float:
 
 
 def plot_overhead(args) -> Path:
-    """Engine images/s alone against the same run consumed by the app's train_run (events -> DataFrames)."""
-    from alexnet_demo import ui
+    """Engine images/s alone against the same run streamed through the Train tab (events -> DataFrames -> yields);
+    both read from the engine's StepEvents, never from the text the page shows."""
+    import threading
+
+    from alexnet_demo.ui import training as train_tab
 
     form = dict(dataset="mnist", epochs=1, batch_size=64, lr=3e-4, optimizer="adam", schedule="none",
                 subset=640 if args.tiny else 6400, input_size=65, augment=False, amp=False)
     if args.data_root:
         os.environ["ALEXNET_DEMO_DATA"] = str(args.data_root)
-    config = ui.make_config(**form)
+    config = train_tab.make_config(**form)
     alone = [e.images_per_s for e in train(config) if isinstance(e, StepEvent)][1:]
     with_app, outputs = [], 0
-    for out in ui.train_run(**form):
-        outputs += 1
-        text = out[2] or ""
-        if text.startswith("Step") and "images/s" in text:
-            with_app.append(float(text.split(" images/s")[0].split("· ")[-1]))
+    for event, out in train_tab.run_events(train_tab.make_config(**form), threading.Event()):
+        outputs += out is not None
+        if isinstance(event, StepEvent):
+            with_app.append(event.images_per_s)
     with_app = with_app[1:]
     a, b = statistics.median(alone), statistics.median(with_app)
     rows = [{"run": "engine alone", "images_per_s": a}, {"run": "engine + app event stream and plot data",

@@ -9,6 +9,35 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("ALEXNET_DEMO_DATA") or ROOT.parent / "shared" / "data")
 
 
+def sketch_value(draw=True):
+    """A Sketchpad value as gradio hands it to a callback: a 480x480 RGBA layer, a black bar drawn (or nothing)."""
+    import numpy as np
+    layer = np.zeros((480, 480, 4), np.uint8)
+    if draw:
+        layer[100:380, 220:250] = (0, 0, 0, 255)
+    return {"background": np.zeros_like(layer), "layers": [layer], "composite": layer}
+
+
+def shipped_hashes() -> dict[str, str]:
+    """sha256 of every shipped file under checkpoints/: a test compares them before and after."""
+    import hashlib
+    from alexnet_demo.checkpoints import CHECKPOINT_DIR
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(CHECKPOINT_DIR.glob("*.safetensors"))}
+
+
+class RecordingApi:
+    """Stands in for huggingface_hub.HfApi (not ours): records the calls instead of sending them."""
+
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, **kwargs):
+        self.calls.append(("create_repo", kwargs))
+
+    def upload_file(self, **kwargs):
+        self.calls.append(("upload_file", kwargs))
+
+
 def has_data(name: str) -> bool:
     return (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file() if name == "mnist" else \
         (SHARED_DATA / "cifar10-jpg" / "test").is_dir() or (SHARED_DATA / "cifar-10-batches-py").is_dir()
@@ -31,14 +60,14 @@ def cifar_root():
 @pytest.fixture(scope="session")
 def live_app():
     """The app on a free loopback port, with the shipped checkpoints; (url, demo)."""
-    from alexnet_demo import ui
+    from alexnet_demo.ui import app
     from alexnet_demo.checkpoints import CHECKPOINT_DIR
     if not all((CHECKPOINT_DIR / f"{p}.safetensors").is_file() for p in ("mnist", "cifar10")):
         pytest.skip("the shipped checkpoints are not in checkpoints/")
     if has_data("mnist"):
         os.environ["ALEXNET_DEMO_DATA"] = str(SHARED_DATA)  # the server reads it when a run starts
-    demo = ui.build_demo()
-    _, url, _ = ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    demo = app.build_demo()
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     yield url, demo
     demo.close()
 

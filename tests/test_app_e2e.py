@@ -8,7 +8,8 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from alexnet_demo import ui  # noqa: E402
+from alexnet_demo.ui import photo  # noqa: E402
+from alexnet_demo.ui import training as train_tab  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TINY_RUN = dict(dataset="mnist", epochs=2, batch_size=32, lr=3e-4, optimizer="adam", schedule="none", subset=640,
@@ -49,13 +50,13 @@ def test_classify_a_digit_image(client, server, data_root):
 
 
 def test_classify_a_cifar_example(client):
-    example = str(ui.EXAMPLES_DIR / "cifar10" / "ship.png")
+    example = str(photo.EXAMPLES_DIR / "cifar10" / "ship.png")
     label, seen, maps, note = client.predict(handle_file(example), api_name="/classify_image")
     assert len(label["confidences"]) == 5 and len(maps) == 5
 
 
 def test_fetch_feature_maps(client):
-    example = str(ui.EXAMPLES_DIR / "cifar10" / "horse.png")
+    example = str(photo.EXAMPLES_DIR / "cifar10" / "horse.png")
     everything, top, filters, caption = client.predict("Photo", "conv3", None, handle_file(example),
                                                        api_name="/feature_maps")
     assert everything is not None and top is not None and "read as" in caption
@@ -71,9 +72,9 @@ def test_training_streams_updates_and_can_be_cancelled(client, data_root):
     job.cancel()
     # the lock is released: a new run starts instead of being told the machine is busy
     deadline = time.monotonic() + 60
-    while ui.TRAIN_LOCK.locked() and time.monotonic() < deadline:
+    while train_tab.TRAIN_LOCK.locked() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not ui.TRAIN_LOCK.locked()
+    assert not train_tab.TRAIN_LOCK.locked()
 
 
 def test_server_refuses_a_server_path_it_was_not_sent(server):

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("gradio")
 playwright = pytest.importorskip("playwright.sync_api")
 
-from alexnet_demo import ui  # noqa: E402
+from alexnet_demo.ui import photo  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -64,7 +64,7 @@ def test_drawing_a_one_is_read_as_one(page):
 
 def test_uploading_a_cifar_example(page):
     page.get_by_role("tab", name="Classify a photo").click()
-    page.locator("#photo input[type=file]").set_input_files(str(ui.EXAMPLES_DIR / "cifar10" / "ship.png"))
+    page.locator("#photo input[type=file]").set_input_files(str(photo.EXAMPLES_DIR / "cifar10" / "ship.png"))
     page.wait_for_selector("text=/Looks like|Low confidence/", timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(SHOTS / "2-photo.png"), full_page=True)

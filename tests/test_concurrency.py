@@ -1,6 +1,5 @@
 """Concurrency on loopback: visitors classify while a run streams; two runs at once; stop and start again."""
 import gc
-import hashlib
 import sys
 import threading
 import time
@@ -11,8 +10,8 @@ import pytest
 pytest.importorskip("gradio")
 from gradio_client import Client  # noqa: E402
 
-from alexnet_demo import ui  # noqa: E402
-from alexnet_demo.checkpoints import CHECKPOINT_DIR  # noqa: E402
+from alexnet_demo.ui import training as train_tab  # noqa: E402
+from conftest import shipped_hashes  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import load  # noqa: E402
@@ -20,15 +19,11 @@ import load  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def shipped_hashes():
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(CHECKPOINT_DIR.glob("*.safetensors"))}
-
-
 def wait_unlocked(seconds=60):
     deadline = time.monotonic() + seconds
-    while ui.TRAIN_LOCK.locked() and time.monotonic() < deadline:
+    while train_tab.TRAIN_LOCK.locked() and time.monotonic() < deadline:
         time.sleep(0.25)
-    return not ui.TRAIN_LOCK.locked()
+    return not train_tab.TRAIN_LOCK.locked()
 
 
 def test_visitors_classify_without_failures_while_a_run_streams(live_app, data_root, tmp_path):
@@ -45,7 +40,7 @@ def test_two_visitors_start_training_at_once(live_app, data_root):
     first, second = Client(live_app[0], verbose=False), Client(live_app[0], verbose=False)
     running = first.submit(**load.TRAIN_FORM, api_name="/train")
     deadline = time.monotonic() + 60
-    while not ui.TRAIN_LOCK.locked() and time.monotonic() < deadline:
+    while not train_tab.TRAIN_LOCK.locked() and time.monotonic() < deadline:
         time.sleep(0.2)
     with pytest.raises(Exception, match="Busy: another visitor is training"):
         second.predict(**load.TRAIN_FORM, api_name="/train")

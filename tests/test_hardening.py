@@ -1,5 +1,4 @@
 """Hardening: odd canvases and uploads, bad forms and files, simulated OOM, property-based preprocessing."""
-import hashlib
 import io
 import os
 import subprocess
@@ -15,7 +14,9 @@ from PIL import Image
 
 gr = pytest.importorskip("gradio")
 
-from alexnet_demo import ui  # noqa: E402
+from alexnet_demo.ui import app, drawing, photo  # noqa: E402
+from conftest import shipped_hashes  # noqa: E402
+from alexnet_demo.ui import training as train_tab  # noqa: E402
 from alexnet_demo.checkpoints import CHECKPOINT_DIR, CheckpointError, save_checkpoint  # noqa: E402
 from alexnet_demo.inference import load_classifier  # noqa: E402
 from alexnet_demo.preprocessing import digit_to_mnist, photo_to_cifar  # noqa: E402
@@ -41,7 +42,7 @@ def canvas(kind):
 
 @pytest.mark.parametrize("kind", ["empty", "dot", "edges", "filled", "light_on_dark", "transparent"])
 def test_every_canvas_gets_an_answer_or_a_clear_message(kind, untrained_mnist):
-    label, seen, maps, note = ui.classify_digit(canvas(kind), untrained_mnist)
+    label, seen, maps, note = drawing.classify_digit(canvas(kind), untrained_mnist)
     if isinstance(label, str):
         assert label == "Draw a digit" and "Nothing drawn" in note
     else:
@@ -66,7 +67,7 @@ def truncated_jpeg():
 def test_bad_uploads_get_clear_messages(tmp_path, name, content, message, untrained_cifar):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(gr.Error, match=message):
-        ui.classify_image(str(tmp_path / name), untrained_cifar)
+        photo.classify_image(str(tmp_path / name), untrained_cifar)
 
 
 @pytest.mark.parametrize("make", [
@@ -80,7 +81,7 @@ def test_bad_uploads_get_clear_messages(tmp_path, name, content, message, untrai
 def test_unusual_images_are_classified(tmp_path, make, untrained_cifar):
     path = tmp_path / "odd.png" if make().mode != "CMYK" else tmp_path / "odd.jpg"
     make().save(path)
-    label, seen, maps, note = ui.classify_image(str(path), untrained_cifar)
+    label, seen, maps, note = photo.classify_image(str(path), untrained_cifar)
     assert len(label) == 10 and np.asarray(seen).shape == (224, 224, 3)
 
 
@@ -88,26 +89,26 @@ def test_animated_gif_is_read_from_its_first_frame(tmp_path, untrained_cifar):
     frames = [Image.new("RGB", (64, 64), c) for c in ((250, 0, 0), (0, 0, 250), (0, 250, 0))]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     assert photo_to_cifar(str(tmp_path / "a.gif"))[0, 0].tolist()[0] > 200
-    assert len(ui.classify_image(str(tmp_path / "a.gif"), untrained_cifar)[0]) == 10
+    assert len(photo.classify_image(str(tmp_path / "a.gif"), untrained_cifar)[0]) == 10
 
 
 def test_a_10000_pixel_square_image_is_refused_clearly(tmp_path, untrained_cifar):
     Image.new("L", (10_000, 10_000)).save(tmp_path / "huge.png")
     with pytest.raises(gr.Error, match="the limit is 40 MP"):
-        ui.classify_image(str(tmp_path / "huge.png"), untrained_cifar)
+        photo.classify_image(str(tmp_path / "huge.png"), untrained_cifar)
 
 
 def test_upload_size_cap_is_set():
-    assert ui.MAX_FILE_SIZE == "20mb"
+    assert app.MAX_FILE_SIZE == "20mb"
 
 
 def test_missing_training_data_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("ALEXNET_DEMO_DATA", str(tmp_path))
-    run = ui.train_run("mnist", 1, 32, 1e-3, "adam", "none", 256, 65, False, False)
+    run = train_tab.train_run("mnist", 1, 32, 1e-3, "adam", "none", 256, 65, False, False)
     with pytest.raises(gr.Error) as info:
         list(run)
     assert f"Looked in:\n  - {tmp_path}" in info.value.message and "ALEXNET_DEMO_DATA" in info.value.message
-    assert not ui.TRAIN_LOCK.locked()
+    assert not train_tab.TRAIN_LOCK.locked()
 
 
 def test_simulated_out_of_memory_ends_the_run_with_a_message_and_frees_the_lock(data_root, monkeypatch):
@@ -118,17 +119,17 @@ def test_simulated_out_of_memory_ends_the_run_with_a_message_and_frees_the_lock(
     monkeypatch.setattr(training, "train_step", exhausted)
     monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
     with pytest.raises(gr.Error, match="out of memory"):
-        list(ui.train_run("mnist", 1, 32, 1e-3, "adam", "none", 256, 65, False, False))
-    assert not ui.TRAIN_LOCK.locked()
+        list(train_tab.train_run("mnist", 1, 32, 1e-3, "adam", "none", 256, 65, False, False))
+    assert not train_tab.TRAIN_LOCK.locked()
 
 
 def test_second_training_run_is_told_busy():
-    assert ui.TRAIN_LOCK.acquire(blocking=False)
+    assert train_tab.TRAIN_LOCK.acquire(blocking=False)
     try:
         with pytest.raises(gr.Error, match="Busy: another visitor is training"):
-            next(ui.train_run("mnist", 1, 32, 1e-3, "adam", "none", 256, 65, False, False))
+            next(train_tab.train_run("mnist", 1, 32, 1e-3, "adam", "none", 256, 65, False, False))
     finally:
-        ui.TRAIN_LOCK.release()
+        train_tab.TRAIN_LOCK.release()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "pickle", "wrong_preset"])
@@ -148,14 +149,10 @@ def test_bad_checkpoint_is_refused_and_the_shipped_model_keeps_serving(tmp_path,
         assert len(load_classifier("mnist").predict(canvas("transparent")["composite"])) == 10
 
 
-def shipped_hashes():
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(CHECKPOINT_DIR.glob("*.safetensors"))}
-
-
 def test_saving_a_visitor_model_never_touches_the_shipped_files(untrained_mnist, tmp_path, monkeypatch):
     before = shipped_hashes()
-    monkeypatch.setattr(ui, "CHECKPOINT_DIR", tmp_path)
-    note = ui.save_trained(untrained_mnist)
+    monkeypatch.setattr(train_tab, "CHECKPOINT_DIR", tmp_path)
+    note = train_tab.save_trained(untrained_mnist)
     assert "trained/mnist-" in note and len(list((tmp_path / "trained").glob("mnist-*.safetensors"))) == 1
     assert shipped_hashes() == before
 
@@ -184,7 +181,7 @@ def test_any_array_becomes_a_network_input_or_a_clear_error(convert, shape, arra
 
 def run_in_a_fresh_process(code: str, **env: str) -> None:
     """Run `code` in a new Python in the repository, with `env` added: settings read when the app module loads."""
-    done = subprocess.run([sys.executable, "-c", code], cwd=ui.EXAMPLES_DIR.parent.parent,
+    done = subprocess.run([sys.executable, "-c", code], cwd=photo.EXAMPLES_DIR.parent.parent,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -192,7 +189,7 @@ def run_in_a_fresh_process(code: str, **env: str) -> None:
 def test_a_space_owner_caps_training_through_environment_variables():
     """ALEXNET_DEMO_MAX_EPOCHS / _MAX_SUBSET / _MAX_TRAIN_S are read when the app starts (a fresh process here)."""
     run_in_a_fresh_process(
-        "from alexnet_demo import ui\n"
+        "from alexnet_demo.ui import training as ui\n"
         "assert (ui.MAX_EPOCHS, ui.MAX_SUBSET, ui.MAX_TRAIN_S) == (2, 500, 60)\n"
         "for epochs, subset, cap in [(3, 100, 'ALEXNET_DEMO_MAX_EPOCHS'), (1, 501, 'ALEXNET_DEMO_MAX_SUBSET')]:\n"
         "    try:\n"
@@ -210,12 +207,12 @@ def test_visitors_cannot_fetch_files_outside_the_apps_folders(live_app):
     files, nor a path climbing out with '..'."""
     import httpx
     url = live_app[0].rstrip("/")
-    repo = ui.EXAMPLES_DIR.parent.parent
+    repo = photo.EXAMPLES_DIR.parent.parent
     for path in [CHECKPOINT_DIR / "mnist.safetensors", repo / "app.py", "/etc/passwd",
-                 f"{ui.OUTPUT_DIR}/../../etc/passwd"]:
+                 f"{train_tab.OUTPUT_DIR}/../../etc/passwd"]:
         response = httpx.get(f"{url}/gradio_api/file={path}", timeout=30)
         assert response.status_code in (403, 404), (path, response.status_code)
-    example = ui.EXAMPLES_DIR / "cifar10" / "ship.png"  # an upload lands in gradio's cache and is served back
+    example = photo.EXAMPLES_DIR / "cifar10" / "ship.png"  # an upload lands in gradio's cache and is served back
     uploaded = httpx.post(f"{url}/gradio_api/upload", files={"files": example.open("rb")}, timeout=30).json()[0]
     assert httpx.get(f"{url}/gradio_api/file={uploaded}", timeout=30).content == example.read_bytes()
 
@@ -231,7 +228,7 @@ def test_on_zerogpu_the_run_is_wrapped_and_stops_inside_its_slot(tmp_path):
         "        return fn\n"
         "    return wrap\n")
     run_in_a_fresh_process(
-        "import spaces\nfrom alexnet_demo import ui\n"
+        "import spaces\nfrom alexnet_demo.ui import training as ui\n"
         "assert spaces.calls == [(90, 'train_run')], spaces.calls\n"
         "assert ui.MAX_TRAIN_S == 70, ui.MAX_TRAIN_S\n",
         PYTHONPATH=str(tmp_path), SPACES_ZERO_GPU="true", ALEXNET_DEMO_GPU_DURATION="90")

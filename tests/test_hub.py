@@ -4,22 +4,10 @@ import pytest
 from alexnet_demo import build_model, load_classifier
 from alexnet_demo import checkpoints
 from alexnet_demo.checkpoints import CheckpointError, model_card, push_checkpoint, save_checkpoint
+from conftest import RecordingApi
 
 META = {"preset": "cifar10", "dataset": "cifar10", "input_size": 50, "classes": [f"c{i}" for i in range(10)],
         "test_accuracy": 0.8312, "epochs_done": 12, "command": "python -m alexnet_demo.train --dataset cifar10"}
-
-
-class RecordingApi:
-    """Stands in for huggingface_hub.HfApi (not ours): records the calls instead of sending them."""
-
-    def __init__(self):
-        self.calls = []
-
-    def create_repo(self, **kwargs):
-        self.calls.append(("create_repo", kwargs))
-
-    def upload_file(self, **kwargs):
-        self.calls.append(("upload_file", kwargs))
 
 
 def test_model_card_states_accuracy_command_and_data_caveat():

@@ -24,16 +24,25 @@ def test_space_front_matter_pins_the_installed_gradio():
     assert f"gradio=={gradio.__version__}" in (ROOT / "requirements.txt").read_text()
 
 
-def test_shipped_checkpoint_figures_and_commands_are_the_files_own():
-    """The README's shipped-checkpoint table quotes each file's recorded test accuracy and training command."""
-    from alexnet_demo.checkpoints import CHECKPOINT_DIR, read_safetensors
+def test_shipped_checkpoint_figures_and_recipes_are_the_files_own():
+    """The README quotes each shipped file's recorded test accuracy, and its `--recipe` command describes exactly
+    the run the file's metadata records (its own command line, parsed again, too)."""
+    import shlex
+    from dataclasses import asdict
 
-    shipped = sorted(CHECKPOINT_DIR.glob("*.safetensors"))
-    shipped = [p for p in shipped if not p.name.endswith(".state.safetensors")]
-    for path in shipped:
+    from alexnet_demo.checkpoints import CHECKPOINT_DIR, read_safetensors
+    from alexnet_demo.cli import parse_config
+
+    for preset in PRESETS:
+        path = CHECKPOINT_DIR / f"{preset}.safetensors"
         _, meta = read_safetensors(path)
         assert f"{meta['test_accuracy']:.2%}" in README, path.name
-        assert meta["command"] in README, path.name
+        command = f"python -m alexnet_demo.train --recipe {preset} --data-root ../shared/data --out checkpoints/{path.name}"
+        assert command in README, path.name
+        recorded = {**meta["config"], "input_size": meta["input_size"]}  # recorded before input_size was resolved
+        for argv in (shlex.split(command)[3:], shlex.split(meta["command"])[3:]):
+            config = asdict(parse_config(argv)[0])
+            assert {k: config[k] for k in recorded} == recorded, path.name
 
 
 def test_no_placeholder_is_left():

@@ -5,7 +5,8 @@ import threading
 import pytest
 import torch
 
-from alexnet_demo import TrainConfig, train
+from alexnet_demo import TrainConfig
+from alexnet_demo.training import train
 from alexnet_demo.training import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainingError, state_path
 
 TINY = dict(dataset="mnist", input_size=65, subset=256, batch_size=32, epochs=2, max_batches=3, eval_limit=100,
