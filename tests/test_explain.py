@@ -10,9 +10,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from alexnet_demo import explain as E
-from alexnet_demo.explain_figures import (ablation_figure, attribution_figure, overlay, probe_figure,
-                                          top_channels_panel)
 from alexnet_demo.checkpoints import CHECKPOINT_DIR
+from alexnet_demo.explain_figures import ablation_figure, attribution_figure, overlay, probe_figure, top_channels_panel
 from alexnet_demo.models import CONV_LAYERS, forward_with_maps
 
 
@@ -50,7 +49,8 @@ def seeing(classifier, seen):
 def test_nothing_drawn_is_a_clear_value_error(untrained_mnist):
     blank = np.zeros((480, 480, 4), np.uint8)
     for call in (lambda: E.grad_cam(untrained_mnist, blank), lambda: E.occlusion(untrained_mnist, blank),
-                 lambda: E.probe(untrained_mnist, blank, "rotation"), lambda: E.ablate(untrained_mnist, blank, "conv1")):
+                 lambda: E.probe(untrained_mnist, blank, "rotation"),
+                 lambda: E.ablate(untrained_mnist, blank, "conv1")):
         with pytest.raises(ValueError, match="nothing drawn"):
             call()
 
@@ -63,7 +63,8 @@ def test_nothing_drawn_is_a_clear_value_error(untrained_mnist):
     (lambda c, i: E.occlusion(c, i, window=40), r"window <= 28"),
     (lambda c, i: E.ablate(c, i, "conv5", k=257), r"k must be 0-256 \(conv5 has 256 channels\), not 257"),
     (lambda c, i: E.ablate(c, i, "conv1", k=-1), r"k must be 0-96"),
-    (lambda c, i: E.ablate(c, i, "conv1", channels=(3, 96)), r"channel\(s\) \[96\] do not exist: conv1 has channels 0-95"),
+    (lambda c, i: E.ablate(c, i, "conv1", channels=(3, 96)),
+     r"channel\(s\) \[96\] do not exist: conv1 has channels 0-95"),
     (lambda c, i: E.ablate(c, i, "pool1"), r"layer 'pool1' does not exist"),
     (lambda c, i: E.probe(c, i, "blur"), r"transform 'blur' does not exist for mnist: choose one of \['shift_x'"),
     (lambda c, i: E.probe(c, i, "rotation", points=2), r"points must be 5-121"),
