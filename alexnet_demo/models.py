@@ -170,18 +170,27 @@ def feature_taps(model: nn.Module) -> dict[str, str]:
     return taps
 
 
-def forward_with_maps(model: nn.Module, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None
-                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def forward_with_maps(model: nn.Module, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None,
+                      start: str | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """`model(x)` stepped through `features` by name: (logits, {"conv1": (N, C, H, W) after ReLU, ..., "conv5"}).
 
     The one place feature maps are taken (inference, inspection, attribution). `masks` switches channels off:
     {"conv3": (C,) or (N, C) multipliers} scales that layer's output at its tap, before ReLU and pooling, so a 0
     silences the channel for everything downstream; the weights are never touched.
+    `start="conv3"` resumes the walk there: `x` is then conv3's map (as returned here) and only the layers after
+    its tap run, so a batch of masked variants of one input costs just the rest of the network. Exact for 0/1 and
+    other non-negative masks: ReLU is idempotent and commutes with max-pooling and with scaling by m >= 0.
     """
     taps = {tap: conv for conv, tap in feature_taps(model).items()}
+    skip = feature_taps(model)[start] if start else None  # the module whose output `x` already is
     maps = {}
     for name, layer in model.features.named_children():
-        x = layer(x)
+        if skip is None:
+            x = layer(x)
+        elif name == skip:
+            skip, x = None, x.clone()  # x is this tap's map; a copy, so the in-place ReLUs never write the caller's
+        else:
+            continue
         if name in taps:
             conv = taps[name]
             if masks is not None and conv in masks:
