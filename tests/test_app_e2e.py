@@ -38,20 +38,23 @@ def digit_file(folder, data_root):
 
 def test_named_endpoints_are_listed(client):
     names = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert {"/classify_digit", "/classify_image", "/feature_maps", "/train"} <= set(names)
+    assert {"/classify_digit", "/digit_panel", "/classify_image", "/image_panel", "/feature_maps", "/train", "/explain",
+            "/probe", "/ablate", "/channel_examples"} <= set(names)
 
 
 def test_classify_a_digit_image(client, server, data_root):
     path = digit_file(server[1], data_root)
-    label, seen, maps, note = client.predict({"background": handle_file(path), "layers": [],
-                                              "composite": handle_file(path)}, api_name="/classify_digit")
+    value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
+    label, note = client.predict(value, api_name="/classify_digit")
     assert label["label"] == "7" and "7" in note
-    assert len(maps) == 5
+    seen, top, maps = client.predict(value, True, api_name="/digit_panel")  # the grids asked for, as when open
+    assert len(maps) == 5 and seen and top
 
 
 def test_classify_a_cifar_example(client):
     example = str(photo.EXAMPLES_DIR / "cifar10" / "ship.png")
-    label, seen, maps, note = client.predict(handle_file(example), api_name="/classify_image")
+    label, note = client.predict(handle_file(example), api_name="/classify_image")
+    seen, top, maps = client.predict(handle_file(example), True, api_name="/image_panel")
     assert len(label["confidences"]) == 5 and len(maps) == 5
 
 

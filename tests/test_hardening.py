@@ -42,7 +42,8 @@ def canvas(kind):
 
 @pytest.mark.parametrize("kind", ["empty", "dot", "edges", "filled", "light_on_dark", "transparent"])
 def test_every_canvas_gets_an_answer_or_a_clear_message(kind, untrained_mnist):
-    label, seen, maps, note = drawing.classify_digit(canvas(kind), untrained_mnist)
+    label, note, kept = drawing.classify_digit(canvas(kind), untrained_mnist)
+    seen = drawing.digit_panel(canvas(kind), kept, untrained_mnist)[0]
     if isinstance(label, str):
         assert label == "Draw a digit" and "Nothing drawn" in note
     else:
@@ -81,7 +82,8 @@ def test_bad_uploads_get_clear_messages(tmp_path, name, content, message, untrai
 def test_unusual_images_are_classified(tmp_path, make, untrained_cifar):
     path = tmp_path / "odd.png" if make().mode != "CMYK" else tmp_path / "odd.jpg"
     make().save(path)
-    label, seen, maps, note = photo.classify_image(str(path), untrained_cifar)
+    label, note, kept = photo.classify_image(str(path), untrained_cifar)
+    seen = photo.image_panel(str(path), kept, untrained_cifar)[0]
     assert len(label) == 10 and np.asarray(seen).shape == (224, 224, 3)
 
 

@@ -10,8 +10,9 @@ from alexnet_demo.models import CIFAR10_CLASSES  # noqa: E402
 
 def test_photo_example_is_classified_with_a_low_confidence_note(untrained_cifar):
     example = sorted(photo.EXAMPLES_DIR.glob("cifar10/*.png"))[0]
-    label, seen, maps, note = photo.classify_image(str(example), untrained_cifar)
-    assert len(label) == 10 and np.asarray(seen).shape == (224, 224, 3) and len(maps) == 5
+    label, note, kept = photo.classify_image(str(example), untrained_cifar)
+    seen, top, maps = photo.image_panel(str(example), kept, untrained_cifar, True)
+    assert len(label) == 10 and np.asarray(seen).shape == (224, 224, 3) and len(maps) == 5 and top.mode == "P"
     assert "may not show one of the ten" in note  # an untrained model is never confident
 
 

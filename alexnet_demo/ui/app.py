@@ -8,9 +8,10 @@ import torch
 
 from ..checkpoints import CheckpointError
 from ..inference import load_classifier
+from ..explain_figures import top_channels_panel
 from ..inspection import feature_gallery
 from ..models import PRESETS
-from . import drawing, inside, model, photo, training
+from . import drawing, inside, model, photo, training, why
 
 MAX_FILE_SIZE = "20mb"  # gradio refuses larger uploads before they reach a callback
 
@@ -36,6 +37,7 @@ def build_demo() -> gr.Blocks:
             sketch = drawing.tab(trained_mnist)
             image = photo.tab(trained_cifar)
             inside.tab(sketch, image, trained_mnist, trained_cifar)
+            why.tab(sketch, image, trained_mnist, trained_cifar)
             training.tab(trained_last, trained_mnist, trained_cifar)
             model.tab()
         demo.load(None, js=drawing.SELECT_BRUSH)
@@ -54,7 +56,8 @@ def warm_up() -> None:
             continue
         blank = torch.zeros(PRESETS[preset].in_channels, 28, 28, dtype=torch.uint8)
         blank[:, 4:24, 12:16] = 255  # a stroke, so that the digit path runs end to end
-        feature_gallery(classifier.run(blank.permute(1, 2, 0).numpy()).feature_maps)  # and the panel's grids
+        maps = classifier.run(blank.permute(1, 2, 0).numpy()).feature_maps
+        feature_gallery(maps), top_channels_panel(maps)  # and the panel's pictures
 
 
 def launch(demo: gr.Blocks, **kwargs):

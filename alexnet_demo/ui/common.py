@@ -14,6 +14,7 @@ from PIL import Image
 
 from ..checkpoints import CheckpointError
 from ..inference import Classifier, Result, load_classifier
+from ..explain_figures import top_channels_panel
 from ..inspection import enlarge, feature_gallery
 
 LOW_CONFIDENCE = 0.5  # below this top probability the answer is shown as "not sure"
@@ -60,7 +61,30 @@ def served(picture: np.ndarray | Image.Image) -> Image.Image:
     return image
 
 
-def panel(result: Result) -> tuple[Image.Image, list[tuple[Image.Image, str]]]:
-    """(what the network sees, enlarged; one feature-map grid per conv layer) for a classify callback."""
-    return served(enlarge(result.seen, 224)), [(served(grid), caption)
-                                              for grid, caption in feature_gallery(result.feature_maps)]
+def current_result(preset: str, image, kept: Result | None, trained: Classifier | None) -> Result | None:
+    """The Result for `image`: `kept` (what the probabilities event just computed for this session) when it is of
+    this very input (its preprocessed picture is cheap to compare), else one forward now. None: nothing to show."""
+    if is_blank(image):
+        return None
+    classifier = classifier_for(preset, trained)
+    with user_errors():
+        seen = classifier.preprocess(image)
+    if seen is None:
+        return None
+    if kept is not None and kept.feature_maps and kept.seen is not None and np.array_equal(kept.seen, seen):
+        return kept
+    return run_model(preset, image, trained)
+
+
+def grids(result: Result | None) -> list[tuple[Image.Image, str]]:
+    """Every channel of every conv layer, one grid per layer, for the gallery behind "every channel"."""
+    return [] if result is None else [(served(grid), caption) for grid, caption in feature_gallery(result.feature_maps)]
+
+
+def panel(result: Result | None, all_channels: bool):
+    """The pictures of an answer: (what the network sees, enlarged; each layer's most active channels, large and
+    numbered; every channel's grid when that part of the page is open, else left as it is)."""
+    if result is None:
+        return None, None, []
+    return (served(enlarge(result.seen, 224)), served(top_channels_panel(result.feature_maps)),
+            grids(result) if all_channels else gr.skip())

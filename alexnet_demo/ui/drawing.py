@@ -1,9 +1,10 @@
-"""The Draw tab: a sketchpad whose digit the MNIST model reads after every stroke, with what it sees and its maps."""
+"""The Draw tab: a sketchpad whose digit the MNIST model reads after every stroke; the probabilities come first,
+then what the network sees and its most active channels (every channel one click away)."""
 from __future__ import annotations
 
 import gradio as gr
 
-from .common import LOW_CONFIDENCE, is_blank, panel, run_model
+from .common import LOW_CONFIDENCE, current_result, grids, is_blank, panel, run_model
 
 # The Sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush so that a visitor
 # can always just draw.
@@ -17,34 +18,56 @@ SELECT_BRUSH = """() => {
 
 
 def classify_digit(drawing, trained=None):
-    """Sketchpad value -> (probabilities, what the network sees, feature-map gallery, note)."""
+    """Sketchpad value -> (probabilities, note, the Result kept for the pictures): the fast half of an answer."""
     if is_blank(drawing):
-        return "Draw a digit", None, [], "Draw a digit 0–9 on the canvas."
+        return "Draw a digit", "Draw a digit 0–9 on the canvas.", None
     result = run_model("mnist", drawing, trained)
     if not result.probabilities:
-        return "Draw a digit", None, [], "Nothing drawn yet: draw a digit 0–9 on the canvas."
+        return "Draw a digit", "Nothing drawn yet: draw a digit 0–9 on the canvas.", None
     top, p = next(iter(result.probabilities.items()))
     note = f"It reads **{top}** ({p:.1%})." if p >= LOW_CONFIDENCE else \
         f"Not sure: **{top}** at only {p:.1%}. Try a bigger, clearer digit."
-    return result.probabilities, *panel(result), note
+    return result.probabilities, note, result
+
+
+def digit_panel(drawing, kept=None, trained=None, all_channels=False):
+    """(what the network sees, each layer's most active channels, every channel's grids if open) for the drawing;
+    reuses the Result the probabilities event kept when it is of this drawing."""
+    return panel(current_result("mnist", drawing, kept, trained), all_channels)
+
+
+def digit_grids(drawing, kept=None, trained=None):
+    """Every channel's grids, when the visitor opens that part of the page."""
+    return grids(current_result("mnist", drawing, kept, trained))
 
 
 def tab(trained: gr.State) -> gr.Sketchpad:
     """Build the tab and wire its events; returns the sketchpad, which the other tabs read."""
+    kept = gr.State(None)  # this session's last Result, for the pictures that follow the probabilities
+    # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
+    grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")
     with gr.Tab("Draw a digit", id="draw"):
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
+            with gr.Column(scale=3, min_width=300):
                 sketch = gr.Sketchpad(
                     label="Draw a digit 0–9", canvas_size=(480, 480), height=600, type="numpy", image_mode="RGBA",
                     elem_id="sketch", brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                     layers=False)
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, min_width=300):
                 note = gr.Markdown("Draw a digit 0–9 on the canvas: the answer updates after every stroke.")
-                label = gr.Label(num_top_classes=10, label="Probabilities", value="Draw a digit")
+                label = gr.Label(num_top_classes=10, label="Probabilities", value="Draw a digit", elem_id="digit-label")
                 seen = gr.Image(label="What the network sees (28×28, MNIST-style)", height=260, interactive=False,
-                                format="png")
-        maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this drawing (after ReLU)", columns=5, height=300,
-                          object_fit="contain", format="png")
-    sketch.change(classify_digit, [sketch, trained], [label, seen, maps, note], api_name="classify_digit",
-                  show_progress="hidden", concurrency_limit=4, trigger_mode="always_last")
+                                format="png", elem_id="digit-seen")
+        top_maps = gr.Image(label="Each layer's 6 most active channels (#channel number; the Why? tab uses them)",
+                            interactive=False, format="png", elem_id="digit-top-channels")
+        with gr.Accordion("Every channel of every layer", open=False) as every:
+            maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this drawing (after ReLU)", columns=5,
+                              height=300, object_fit="contain", format="png")
+    answer = sketch.change(classify_digit, [sketch, trained], [label, note, kept], api_name="classify_digit",
+                           show_progress="hidden", concurrency_limit=4, trigger_mode="always_last")
+    answer.then(digit_panel, [sketch, kept, trained, grids_open], [seen, top_maps, maps], api_name="digit_panel",
+                show_progress="hidden", concurrency_limit=4)
+    every.expand(lambda: True, None, grids_open, api_name=False, queue=False).then(
+        digit_grids, [sketch, kept, trained], maps, api_name=False, concurrency_limit=2)
+    every.collapse(lambda: False, None, grids_open, api_name=False, queue=False)
     return sketch

@@ -1,4 +1,5 @@
-"""The Photo tab: an upload, paste or webcam shot that the CIFAR-10 model classifies, with what it sees and its maps."""
+"""The Photo tab: an upload, paste or webcam shot that the CIFAR-10 model classifies; the top 5 first, then what the
+network sees and its most active channels (every channel one click away)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..models import PRESETS
-from .common import LOW_CONFIDENCE, panel, run_model
+from .common import LOW_CONFIDENCE, current_result, grids, panel, run_model
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
@@ -25,35 +26,55 @@ class PhotoInput(gr.Image):
 
 
 def classify_image(photo, trained=None):
-    """Uploaded photo (a file path) -> (top-5 probabilities, the 32x32 seen, feature-map gallery, note)."""
+    """Uploaded photo (a file path) -> (top-5 probabilities, note, the Result kept for the pictures)."""
     if photo is None:
-        return None, None, [], "Upload a photo, paste one, use the webcam or click an example."
+        return None, "Upload a photo, paste one, use the webcam or click an example.", None
     result = run_model("cifar10", photo, trained)
     top, p = next(iter(result.probabilities.items()))
     note = f"Looks like a **{top}** ({p:.1%})." if p >= LOW_CONFIDENCE else \
         f"Low confidence: best guess **{top}** at {p:.1%}. The photo may not show one of the ten CIFAR-10 " \
         f"classes ({', '.join(PRESETS['cifar10'].classes)})."
-    return result.probabilities, *panel(result), note
+    return result.probabilities, note, result
+
+
+def image_panel(photo, kept=None, trained=None, all_channels=False):
+    """(what the network sees, each layer's most active channels, every channel's grids if open) for the photo."""
+    return panel(current_result("cifar10", photo, kept, trained), all_channels)
+
+
+def image_grids(photo, kept=None, trained=None):
+    return grids(current_result("cifar10", photo, kept, trained))
 
 
 def tab(trained: gr.State) -> PhotoInput:
     """Build the tab and wire its events; returns the photo input, which the other tabs read."""
     examples = sorted(EXAMPLES_DIR.glob("cifar10/*.png"))
+    kept = gr.State(None)  # this session's last Result, for the pictures that follow the probabilities
+    # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
+    grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")
     with gr.Tab("Classify a photo", id="cifar"):
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
+            with gr.Column(scale=3, min_width=300):
                 photo = PhotoInput(label="A photo: upload, paste or webcam", type="filepath", height=360,
                                    elem_id="photo", sources=["upload", "clipboard", "webcam"])
                 if examples:
                     gr.Examples([[str(p)] for p in examples], inputs=photo, label="CIFAR-10 test images",
                                 examples_per_page=10)
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, min_width=300):
                 note = gr.Markdown("Upload a photo, paste one, use the webcam or click an example.")
                 label = gr.Label(num_top_classes=5, label="Top 5")
                 seen = gr.Image(label="What the network sees (32×32 → 50×50)", height=260, interactive=False,
                                 format="png")
-        maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this photo (after ReLU)", columns=5, height=300,
-                          object_fit="contain", format="png")
-    photo.change(classify_image, [photo, trained], [label, seen, maps, note], api_name="classify_image",
-                 concurrency_limit=4)
+        top_maps = gr.Image(label="Each layer's 6 most active channels (#channel number; the Why? tab uses them)",
+                            interactive=False, format="png")
+        with gr.Accordion("Every channel of every layer", open=False) as every:
+            maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this photo (after ReLU)", columns=5,
+                              height=300, object_fit="contain", format="png")
+    answer = photo.change(classify_image, [photo, trained], [label, note, kept], api_name="classify_image",
+                          concurrency_limit=4)
+    answer.then(image_panel, [photo, kept, trained, grids_open], [seen, top_maps, maps], api_name="image_panel",
+                concurrency_limit=4)
+    every.expand(lambda: True, None, grids_open, api_name=False, queue=False).then(
+        image_grids, [photo, kept, trained], maps, api_name=False, concurrency_limit=2)
+    every.collapse(lambda: False, None, grids_open, api_name=False, queue=False)
     return photo
