@@ -15,7 +15,7 @@ from .inspection import CMAP, GAP, PALETTE, enlarge, palette_image
 
 
 def overlay(seen: np.ndarray, heat: np.ndarray, size: int = 224, vmax: float | None = None,
-            strength: float = 0.65) -> np.ndarray:
+            strength: float = 0.85) -> np.ndarray:
     """`heat` (h, w, >= 0, same size as `seen`) in the magma palette over `seen` shown in gray, enlarged to about
     `size` px: uint8 (H, W, 3). Black in the heat is transparent; `vmax` (default: the heat's max) is full colour."""
     image = enlarge(seen, size).astype(np.float32) / 255
@@ -24,7 +24,7 @@ def overlay(seen: np.ndarray, heat: np.ndarray, size: int = 224, vmax: float | N
     level = enlarge((level * 254).round().astype(np.uint8), size)  # nearest: each native pixel stays a square
     colour = PALETTE[level].astype(np.float32) / 255
     weight = strength * (level.astype(np.float32) / 254)[..., None]  # where the heat is 0 the image shows through
-    out = (1 - weight) * (0.8 * gray[..., None]) + weight * colour
+    out = (1 - weight) * (0.6 * gray[..., None]) + weight * colour  # the image dimmed: the heat stands out
     return (out * 255).round().astype(np.uint8)
 
 

@@ -256,7 +256,7 @@ def test_overlay_keeps_the_image_where_there_is_no_heat():
     heat[:14] = 1.0
     out = overlay(seen, heat, size=224)
     assert out.shape == (224, 224, 3)
-    assert (out[120:] == round(0.8 * 200)).all() and not (out[:100] == round(0.8 * 200)).all()
+    assert (out[120:] == round(0.6 * 200)).all() and not (out[:100] == round(0.6 * 200)).all()
 
 
 def test_top_channels_panel_is_one_labelled_palette_image(untrained_mnist):
