@@ -230,6 +230,18 @@ def environment() -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
+def calibrate(data_root) -> dict:
+    """MNIST's stroke widths (fraction of the ink's longer side) by the app's own estimator, on the training digits:
+    where preprocessing.STROKE_BAND comes from."""
+    from alexnet_demo.preprocessing import ink_box, ink_map, stroke_fraction
+    images = load_dataset("mnist", "train", data_root, download=False).images[:, 0].numpy()
+    widths = [stroke_fraction(ink_box(ink_map(digit))) for digit in images]
+    percentiles = {p: float(np.percentile(widths, p)) for p in (1, 5, 10, 25, 50, 75, 90, 95, 99)}
+    print("MNIST training digits' stroke width / longer side, percentiles:",
+          "  ".join(f"{p}%: {v:.3f}" for p, v in percentiles.items()))
+    return percentiles
+
+
 def run(args) -> Path:
     classifier = load_classifier("mnist")
     reader = Reader(classifier)
@@ -272,7 +284,9 @@ def main(argv=None) -> int:
     parser.add_argument("--per-cell", type=int, default=200, help="test digits per cell, balanced over classes")
     parser.add_argument("--tiny", action="store_true", help="a seconds-long pass over the code paths")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    run(parser.parse_args(argv))
+    parser.add_argument("--calibrate", action="store_true", help="only measure MNIST's own stroke widths")
+    args = parser.parse_args(argv)
+    calibrate(args.data_root) if args.calibrate else run(args)
     return 0
 
 
