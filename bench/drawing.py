@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alexnet_demo.data import load_dataset  # noqa: E402
+from alexnet_demo.confidence import BLOB, SURE  # noqa: E402
 from alexnet_demo.inference import load_classifier  # noqa: E402
+from alexnet_demo.preprocessing import ink_box, ink_map, stroke_fraction  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CANVAS = 480  # the app's Sketchpad canvas, px
@@ -102,6 +104,7 @@ class Reader:
         self.classifier, self.preprocess = classifier, preprocess or classifier.preprocess
         self.cache: dict[bytes, np.ndarray] = {}
         self.seconds = []  # preprocessing time per canvas
+        self.strokes = []  # each canvas's stroke width over its ink's longer side (confidence.BLOB)
 
     @torch.inference_mode()
     def probabilities(self, images: list) -> np.ndarray:
@@ -111,6 +114,8 @@ class Reader:
             t = time.perf_counter()
             seen.append(self.preprocess(image))
             self.seconds.append(time.perf_counter() - t)
+            crop = ink_box(ink_map(image))
+            self.strokes.append(stroke_fraction(crop) if crop is not None else 0.0)
         todo = list({s.tobytes(): s for s in seen if s is not None and s.tobytes() not in self.cache}.items())
         for i in range(0, len(todo), 100):
             chunk = todo[i:i + 100]
@@ -127,10 +132,10 @@ def sample(labels: torch.Tensor, per_class: int, seed: int = 0) -> np.ndarray:
     return np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)])
 
 
-def digit_cells(reader: Reader, images, labels, heights, widths) -> tuple[list[dict], np.ndarray]:
-    """Accuracy per (height, width, style); and the top probabilities of target-cell digits (for "not sure")."""
+def digit_cells(reader: Reader, images, labels, heights, widths) -> tuple[list[dict], tuple]:
+    """Accuracy per (height, width, style); and the target-cell digits' (top probability, stroke fraction)."""
     skeletons = [skeleton_of(d) for d in images]
-    rows, target_top = [], []
+    rows, target_top, target_stroke = [], [], []
     for h in heights:
         for w in widths:
             drawn = [canvases(sk, h, w, seed=i) for i, sk in enumerate(skeletons)]
@@ -141,9 +146,10 @@ def digit_cells(reader: Reader, images, labels, heights, widths) -> tuple[list[d
                              "n": len(labels), "correct": correct, "accuracy": correct / len(labels)})
                 if w <= TARGET * h:
                     target_top.append(p.max(1))
+                    target_stroke.append(reader.strokes[-len(labels):])
             print(f"  height {h:3d} width {w:2d}: " + "  ".join(
                 f"{r['style']} {r['accuracy']:.1%}" for r in rows[-len(STYLES):]), flush=True)
-    return rows, np.concatenate(target_top)
+    return rows, (np.concatenate(target_top), np.concatenate(target_stroke))
 
 
 # ---- not a digit ---------------------------------------------------------------------------------------------
@@ -191,8 +197,9 @@ def blob(rng: np.random.Generator, height: int) -> np.ndarray:
     return np.asarray(image)
 
 
-def not_digits(reader: Reader, digit_top: np.ndarray, tiny: bool) -> list[dict]:
-    """Fraction of letters, scribbles and blobs called "not sure" at each threshold, beside the re-drawn digits'."""
+def not_digits(reader: Reader, digits: tuple, tiny: bool) -> list[dict]:
+    """Fraction of letters, scribbles and blobs called "not sure" at each threshold, and by confidence.doubt (top
+    below SURE, or strokes bolder than BLOB), beside the re-drawn digits' own."""
     rng = np.random.default_rng(1)
     letters = letter_skeletons()[:6 if tiny else None]
     cells = ((100, 12), (250, 24)) if tiny else ((100, 12), (160, 18), (250, 36), (400, 24))
@@ -201,10 +208,12 @@ def not_digits(reader: Reader, digit_top: np.ndarray, tiny: bool) -> list[dict]:
         kinds["letter"] += [styled(trace(sk, h, w, rng), "sketchpad_rgba") for _, sk in letters]
         kinds["scribble"] += [styled(trace(scribble(rng), h, w, rng), "sketchpad_rgba") for _ in range(3 if tiny else 50)]
         kinds["blob"] += [styled(blob(rng, h), "sketchpad_rgba") for _ in range(2 if tiny else 25)]
-    tops = {kind: reader.probabilities(images).max(1) for kind, images in kinds.items()}
-    tops["digit (target cells)"] = digit_top
-    return [{"kind": kind, "n": len(top), **{f"below_{t}": float((top < t).mean()) for t in THRESHOLDS}}
-            for kind, top in tops.items()]
+    seen = {kind: (reader.probabilities(images).max(1), np.array(reader.strokes[-len(images):]))
+            for kind, images in kinds.items()}
+    seen["digit (target cells)"] = digits
+    return [{"kind": kind, "n": len(top), **{f"below_{t}": float((top < t).mean()) for t in THRESHOLDS},
+             "bolder_than_blob": float((stroke > BLOB).mean()), "doubt": float(((top < SURE) | (stroke > BLOB)).mean())}
+            for kind, (top, stroke) in seen.items()]
 
 
 # ---- report --------------------------------------------------------------------------------------------------
@@ -221,13 +230,6 @@ def table(rows: list[dict], style: str | None, heights, widths) -> str:
             cell.append(f"{acc:6.1%}{'*' if w <= TARGET * h else ' '}")
         lines.append(f"{h:>6} | " + " | ".join(cell))
     return "\n".join(lines)
-
-
-def environment() -> dict:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "load_average_1min": load,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
 def calibrate(data_root) -> dict:
@@ -251,8 +253,8 @@ def run(args) -> Path:
     images, labels = data.images[index, 0].numpy(), data.labels[index].numpy()
     heights, widths = ((60, 250), (6, 36)) if args.tiny else (HEIGHTS, WIDTHS)
     started = time.time()
-    rows, digit_top = digit_cells(reader, images, labels, heights, widths)
-    refusal = not_digits(reader, digit_top, args.tiny)
+    rows, digits = digit_cells(reader, images, labels, heights, widths)
+    refusal = not_digits(reader, digits, args.tiny)
     n = len(labels)
     print(f"\nAccuracy (%), {n} digits per cell ({per_class} per class); '*': brush <= {TARGET:.0%} of height. "
           f"Binomial noise at 97%: +-{math.sqrt(0.97 * 0.03 / n):.1%} (1 s.e.)")
@@ -260,14 +262,17 @@ def run(args) -> Path:
         print(f"\n{style or 'worst of the three styles'}:\n{table(rows, style, heights, widths)}")
     print("\nFraction called 'not sure' (top probability below the threshold):")
     for r in refusal:
-        print(f"  {r['kind']:>21} (n={r['n']:4d}): " + "  ".join(f"<{t}: {r[f'below_{t}']:.0%}" for t in THRESHOLDS))
+        print(f"  {r['kind']:>21} (n={r['n']:4d}): " + "  ".join(f"<{t}: {r[f'below_{t}']:.0%}" for t in THRESHOLDS)
+              + f"  | stroke > {BLOB}: {r['bolder_than_blob']:.1%}  doubt(): {r['doubt']:.1%}")
     ms = np.array(reader.seconds) * 1000
     print(f"\npreprocessing per {CANVAS}x{CANVAS} canvas: p50 {np.median(ms):.2f} ms, p90 {np.percentile(ms, 90):.2f} ms"
           f"; whole run {time.time() - started:.0f} s")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "drawing.json"
     path.write_text(json.dumps({
-        "benchmark": "drawing", **environment(), "per_cell": n, "canvas": CANVAS,
+        "benchmark": "drawing", "machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "per_cell": n, "canvas": CANVAS,
         "brush_width": "diameter in canvas px = 2 x gradio Brush default_size (a radius); the app uses 18 -> 36",
         "height": "the drawn ink's height in canvas px", "target": f"brush width <= {TARGET} x height",
         "styles": {"sketchpad_rgba": "hard-edged strokes in alpha, transparent background",

@@ -9,6 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from alexnet_demo import preprocessing
+from alexnet_demo.confidence import doubt
 from alexnet_demo.preprocessing import STROKE_BAND, digit_to_mnist, ink_box, stroke_fraction, stroke_width
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,3 +150,21 @@ def test_drawing_benchmark_tiny_run_writes_its_tables(data_root, tmp_path):
     result = json.loads((tmp_path / "drawing.json").read_text())
     assert {r["style"] for r in result["rows"]} == {"sketchpad_rgba", "dark_on_white", "light_on_dark"}
     assert all(0 <= r["accuracy"] <= 1 for r in result["rows"]) and result["not_a_digit"]
+
+
+# ---- "not sure" -------------------------------------------------------------------------------------------------
+
+
+def test_a_filled_blob_is_doubted_whatever_the_model_says():
+    blob = np.zeros((480, 480, 4), np.uint8)
+    image = Image.new("L", (480, 480), 0)
+    ImageDraw.Draw(image).ellipse((140, 140, 340, 340), fill=255)  # a filled disc: stroke fraction ~0.5
+    blob[:, :, 3] = np.asarray(image)
+    assert "filled shape" in doubt(blob, {"0": 0.99, "8": 0.01})
+
+
+def test_a_clear_stroke_digit_stands_and_a_weak_guess_does_not():
+    seven = brushed(SEVEN, height=200, width=24)
+    assert doubt(seven, {"7": 0.95, "1": 0.05}) is None
+    assert "only 55%" in doubt(seven, {"7": 0.55, "1": 0.45})
+    assert doubt(np.zeros((10, 10, 4), np.uint8), {}) is None  # nothing drawn is not "not sure"
