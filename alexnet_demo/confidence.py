@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from .preprocessing import ink_box, ink_map, stroke_fraction
 
-# Measured with bench/drawing.py on re-drawn MNIST digits (brush <= 30% of the height), letters, scribbles and filled
-# blobs, all drawn as on the Sketchpad. Top probability below SURE: 6% of digits (80% of the misread ones), 29% of
-# letters, 46% of scribbles, 65% of blobs (0.5: 3%, 10%, 20%, 38%).
+# Measured with bench/drawing.py (200 re-drawn MNIST digits per cell, the 22 cells with brush <= 30% of the height,
+# 3 styles; 272 letters, 200 scribbles, 100 filled blobs, all drawn as on the Sketchpad). Top probability below
+# SURE: 2% of digits, 29% of letters, 46% of scribbles, 65% of blobs (below 0.5: 1%, 10%, 20%, 38%).
 SURE = 0.7
 # Stroke width over the ink's longer side (preprocessing.stroke_fraction). MNIST's boldest 1% is 0.22, re-drawn
-# digits' 99th percentile 0.31; a filled blob's median is 0.32 (a filled disc: 0.5). Above BLOB: 0.1% of digits,
-# 64%->80% of blobs (with SURE), no letter or scribble.
+# digits' 99th percentile 0.32; a filled blob's median is 0.32 (a filled disc: 0.5). Above BLOB: 0.11% of the
+# digits, no letter or scribble, 64% of blobs (with SURE: 80%), and most digits too small for their brush
+# (60 px tall with a 24 px brush: 60%, read right 63% of the time; with 36 px: 100%, read right 12%).
 BLOB = 0.35
 
 
@@ -19,7 +20,7 @@ def doubt(image, probabilities: dict[str, float], sure: float = SURE) -> str | N
         return None  # nothing drawn: not a question of confidence
     crop = ink_box(ink_map(image))
     if crop is not None and stroke_fraction(crop) > BLOB:
-        return "the ink is a filled shape, not pen strokes"
+        return "the strokes are too bold for their size: a filled shape, or a digit to draw bigger"
     top = max(probabilities.values())
     if top < sure:
         return f"the best guess has only {top:.0%}"

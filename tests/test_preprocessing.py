@@ -160,7 +160,7 @@ def test_a_filled_blob_is_doubted_whatever_the_model_says():
     image = Image.new("L", (480, 480), 0)
     ImageDraw.Draw(image).ellipse((140, 140, 340, 340), fill=255)  # a filled disc: stroke fraction ~0.5
     blob[:, :, 3] = np.asarray(image)
-    assert "filled shape" in doubt(blob, {"0": 0.99, "8": 0.01})
+    assert "too bold" in doubt(blob, {"0": 0.99, "8": 0.01})
 
 
 def test_a_clear_stroke_digit_stands_and_a_weak_guess_does_not():
