@@ -5,44 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_demo.preprocessing import digit_to_mnist, photo_to_cifar, to_float_array
+from alexnet_demo.preprocessing import photo_to_cifar, to_float_array
 from alexnet_demo.models import CIFAR10_CLASSES, MNIST_CLASSES
-
-
-def test_real_mnist_digits_survive_the_normalization_unchanged(data_root):
-    """MNIST's own test digits are already normalized: our pipeline must give them back nearly as they are."""
-    from alexnet_demo.data import load_dataset
-    digits = load_dataset("mnist", "test", data_root, download=False).images[:100, 0].numpy()
-    error = np.mean([np.abs(digit_to_mnist(d).astype(int) - d).mean() for d in digits])
-    assert error < 2.0  # mean absolute difference on a 0-255 scale
-
-
-def stroke_canvas(size=800, box=(100, 300, 200, 600), width=30, rgba=True):
-    """A vertical bar drawn on a transparent canvas, like gradio's Sketchpad gives."""
-    canvas = np.zeros((size, size, 4), np.uint8)
-    top, bottom, left, right = box
-    mid = (left + right) // 2
-    canvas[top:bottom, mid - width // 2: mid + width // 2] = (0, 0, 0, 255)
-    return canvas if rgba else 255 - canvas[:, :, :3]
-
-
-def test_a_small_digit_in_a_corner_is_normalized_like_a_centred_one():
-    corner = digit_to_mnist(stroke_canvas(box=(10, 110, 10, 60), width=8))
-    centred = digit_to_mnist(stroke_canvas(box=(250, 550, 300, 500), width=24))
-    assert corner.shape == (28, 28) and np.abs(corner.astype(int) - centred).mean() < 10
-    ys, xs = np.nonzero(corner > 40)
-    assert ys.min() >= 3 and ys.max() <= 24 and abs(xs.mean() - 14) < 1.5
-
-
-@pytest.mark.parametrize("make", [
-    lambda c: c,  # black strokes on a transparent layer (the Sketchpad)
-    lambda c: np.where(c[:, :, 3:] > 0, 0, 255).repeat(3, 2).astype(np.uint8),  # dark on light RGB
-    lambda c: np.where(c[:, :, 3] > 0, 255, 0).astype(np.uint8),  # light on dark gray
-    lambda c: np.where(c[:, :, 3] > 0, 65535, 0).astype(np.uint16),  # 16-bit
-])
-def test_ink_is_found_whatever_the_polarity(make):
-    reference = digit_to_mnist(stroke_canvas())
-    assert np.abs(digit_to_mnist(make(stroke_canvas())).astype(int) - reference).mean() < 3
+from test_preprocessing import stroke_canvas
 
 
 def test_empty_canvas_means_nothing_drawn(untrained_mnist):
