@@ -266,3 +266,15 @@ def test_top_channels_panel_is_one_labelled_palette_image(untrained_mnist):
     assert panel.size == (84 + 6 * 78, 5 * 94 + 6)
     pixels = np.asarray(panel)
     assert (pixels == 0).any() and (pixels == 255).any()  # black label ink on the white gaps
+
+
+@pytest.mark.slow
+def test_the_explain_benchmark_runs_and_writes_json(shipped_mnist, tmp_path):
+    import json
+    import sys
+    from argparse import Namespace
+    sys.path.insert(0, str(CHECKPOINT_DIR.parent / "bench"))
+    import explain as bench_explain
+    path = bench_explain.run(Namespace(tiny=True, out=tmp_path))
+    rows = json.loads(path.read_text())["rows"]
+    assert {r["preset"] for r in rows} == {"mnist", "cifar10"} and all(r["p95_ms"] > 0 for r in rows)
