@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -72,10 +73,13 @@ class Attribution:
     label: str  # the colour bar's label: what the heat measures, in which unit
 
 
+HOOKS = threading.Lock()  # one Captum call at a time on the copy: two would each see the other's hooks fire
+
+
 @lru_cache(maxsize=4)
 def hookable(model: nn.Module) -> nn.Module:
-    """The model's own modules copied, its parameters and buffers shared: Captum's hooks go on this copy, so
-    the app's other requests running the original at the same time never fire them."""
+    """The model's own modules copied, its parameters and buffers shared: Captum's hooks go on this copy (under
+    HOOKS), so the app's other requests running the original at the same time never fire them."""
     shared = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     return copy.deepcopy(model, memo=shared)
 
@@ -106,7 +110,7 @@ def grad_cam(classifier, image, target=None, layer: str = "conv5") -> Attributio
         kept["p"] = logits.detach()[0].float().softmax(0)
         return logits if asked is not None else logits.gather(1, logits.argmax(1, keepdim=True))
 
-    with torch.enable_grad():
+    with HOOKS, torch.enable_grad():
         cam = LayerGradCam(logits_of, cam_module(model, layer))
         heat = cam.attribute(x, target=asked or 0, relu_attributions=True)  # (1, 1, h, w), the layer's resolution
     p = kept["p"]
@@ -310,7 +314,7 @@ def taylor(classifier, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, torch
         p = logits.softmax(1)
         return p.gather(1, p.argmax(1, keepdim=True))
 
-    with torch.enable_grad():
+    with HOOKS, torch.enable_grad():
         gxa = LayerGradientXActivation(top_probability, cam_module(model, layer))
         score = gxa.attribute(x, target=0)[0].detach().sum(dim=(1, 2)).abs()  # (C,)
     return kept["p"], kept["fmap"], score
