@@ -266,3 +266,30 @@ def test_top_channels_panel_is_one_labelled_palette_image(untrained_mnist):
     assert panel.size == (84 + 6 * 78, 5 * 94 + 6)
     pixels = np.asarray(panel)
     assert (pixels == 0).any() and (pixels == 255).any()  # black label ink on the white gaps
+
+
+@pytest.mark.slow
+def test_the_explain_benchmark_runs_and_writes_json(shipped_mnist, tmp_path):
+    import json
+    import sys
+    from argparse import Namespace
+    sys.path.insert(0, str(CHECKPOINT_DIR.parent / "bench"))
+    import explain as bench_explain
+    path = bench_explain.run(Namespace(tiny=True, out=tmp_path))
+    rows = json.loads(path.read_text())["rows"]
+    assert {r["preset"] for r in rows} == {"mnist", "cifar10"} and all(r["p95_ms"] > 0 for r in rows)
+
+
+def test_concurrent_explanations_agree_with_sequential_ones(untrained_mnist):
+    """Two threads explaining while a third runs plain inference: hooks never leak between them."""
+    from concurrent.futures import ThreadPoolExecutor
+    image = canvas_seven()
+    alone = E.grad_cam(untrained_mnist, image, target=3, layer="conv3").heat
+    plain = untrained_mnist.run(image).probabilities
+    with ThreadPoolExecutor(3) as pool:
+        cams = [pool.submit(E.grad_cam, untrained_mnist, image, 3, "conv3") for _ in range(4)]
+        runs = [pool.submit(untrained_mnist.run, image) for _ in range(4)]
+        for f in cams:
+            np.testing.assert_allclose(f.result().heat, alone, rtol=1e-5, atol=1e-9)
+        for f in runs:
+            assert f.result().probabilities == pytest.approx(plain, abs=1e-6)
