@@ -1,4 +1,6 @@
-"""Benchmarks, each side by side with its baseline in one run: `python bench/bench.py {throughput,accuracy,latency,plots}`.
+"""Benchmarks, each side by side with its baseline in one run:
+`python bench/bench.py {throughput,accuracy,latency,plots}`, and the ones in their own files:
+`python bench/bench.py {drawing,explain,timelapse,visitor} [their flags]` (bench/<name>.py).
 
 Each prints a table and writes JSON under bench/results/ with the hardware, versions, precision and what is on the
 clock. `--tiny` shrinks every size so that tests can run the same code paths on a CPU in seconds.
@@ -273,7 +275,15 @@ def plot_overhead(args) -> Path:
                                                   "drawing runs in another process"}, args.out)
 
 
+OWN_FILES = ("drawing", "explain", "timelapse", "visitor")  # bench/<name>.py, each with its own flags
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in OWN_FILES:
+        import importlib
+        sys.path.insert(0, str(ROOT / "bench"))
+        return importlib.import_module(argv[0]).main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("which", choices=["throughput", "accuracy", "latency", "plots", "all"])
     parser.add_argument("--data-root", default=os.environ.get("ALEXNET_DEMO_DATA"))

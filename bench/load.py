@@ -1,9 +1,10 @@
-"""Load test on loopback: N gradio_client visitors classify digits for S seconds while a training run streams.
+"""Load test on loopback: N gradio_client visitors draw digits for S seconds while a training run streams.
 
     ALEXNET_DEMO_DATA=../shared/data python bench/load.py --clients 20 --seconds 30   (the full form; tests run a short one)
 
-Reports failed requests, p50/p95 latency, and the training run's images/s against the same run alone.
-Bounded in count and time; talks only to 127.0.0.1.
+Each visitor does what the page does after a stroke: /classify_digit (the probabilities), then /digit_panel (what
+the network sees and the top channels). Reports failed requests, p50/p95 time to the probabilities and to the full
+panel, and the training run's images/s against the same run alone. Bounded in count and time; 127.0.0.1 only.
 """
 from __future__ import annotations
 
@@ -61,11 +62,17 @@ def training_alone(url: str, seconds: float) -> list[float]:
     return rates
 
 
+def percentiles(seconds: list[float]) -> dict:
+    ms = sorted(x * 1e3 for x in seconds)
+    return {"p50_ms": statistics.median(ms) if ms else None, "p95_ms": ms[int(0.95 * (len(ms) - 1))] if ms else None}
+
+
 def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True) -> dict:
-    """Visitors hammer /classify_digit until the deadline; returns counts, latencies and training rates."""
+    """Visitors draw until the deadline, each answer as the page gets it (probabilities, then the panel); returns
+    counts, both latencies and training rates."""
     from gradio_client import handle_file
 
-    latencies, failures, lock = [], [], threading.Lock()
+    latencies, panels, failures, lock = [], [], [], threading.Lock()
     deadline = time.monotonic() + seconds
     job = connect(url).submit(**TRAIN_FORM, api_name="/train") if with_training else None
 
@@ -77,11 +84,17 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
             t0 = time.perf_counter()
             try:
                 label = client.predict(value, api_name="/classify_digit")[0]
-                ok = isinstance(label, dict) and label.get("label") is not None
+                t1 = time.perf_counter()
+                seen, top, _ = client.predict(value, api_name="/digit_panel")
+                ok = isinstance(label, dict) and label.get("label") is not None and bool(seen) and bool(top)
             except Exception as e:  # a failed request is what this test counts
                 ok, label = False, repr(e)
             with lock:
-                (latencies if ok else failures).append(time.perf_counter() - t0 if ok else label)
+                if ok:
+                    latencies.append(t1 - t0)
+                    panels.append(time.perf_counter() - t0)
+                else:
+                    failures.append(label)
 
     threads = [threading.Thread(target=visitor, args=(i,)) for i in range(clients)]
     for t in threads:
@@ -91,11 +104,11 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
     rates = _images_per_s(job.outputs()) if job else []
     if job:
         job.cancel()
-    ms = sorted(x * 1e3 for x in latencies)
-    return {"clients": clients, "seconds": seconds, "requests": len(latencies) + len(failures),
+    to_probabilities, to_panel = percentiles(latencies), percentiles(panels)
+    return {"clients": clients, "seconds": seconds, "answers": len(latencies) + len(failures),
             "failed": len(failures), "failures": failures[:5],
-            "p50_ms": statistics.median(ms) if ms else None,
-            "p95_ms": ms[int(0.95 * (len(ms) - 1))] if ms else None,
+            "p50_ms": to_probabilities["p50_ms"], "p95_ms": to_probabilities["p95_ms"],  # to the probabilities
+            "panel_p50_ms": to_panel["p50_ms"], "panel_p95_ms": to_panel["p95_ms"],  # to the full panel
             "train_images_per_s_under_load": statistics.median(rates) if rates else None}
 
 

@@ -18,17 +18,24 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-un
 
 
 @pytest.fixture(scope="module")
-def page(live_app):
+def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     SHOTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(live_app[0], wait_until="domcontentloaded")
-        page.wait_for_selector("#sketch canvas", timeout=60_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, live_app):
+    """A desktop visitor's page, shared by the tests in order (the Why? tab explains the 7 drawn first)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(live_app[0], wait_until="domcontentloaded")
+    page.wait_for_selector("#sketch canvas", timeout=60_000)
+    yield page
+    page.close()
 
 
 def stroke(page, canvas, points):
@@ -40,24 +47,41 @@ def stroke(page, canvas, points):
     page.mouse.up()
 
 
+def seen_src(page) -> str:
+    return page.evaluate("document.querySelector('#digit-seen img')?.src || ''")
+
+
+def wait_for_new_panel(page, before: str):
+    """The pictures follow the probabilities in a chained event: wait until what the network sees is replaced."""
+    page.wait_for_function("(s) => (document.querySelector('#digit-seen img')?.src || '') !== s", arg=before,
+                           timeout=60_000)
+
+
 def label_text(page, index=0):
     return page.locator(".output-class").nth(index).inner_text()
 
 
 def test_drawing_a_one_is_read_as_one(page):
-    page.wait_for_timeout(1500)  # the page selects the brush on load
+    page.wait_for_timeout(3000)  # the page selects the brush on load (300 ms after it, longer on a busy machine)
     canvas = [c for c in page.locator("#sketch canvas").all() if c.is_visible()][0]
+    before = seen_src(page)
     stroke(page, canvas, [(0.5, 0.2), (0.5, 0.8)])
-    page.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '1'",
-                           timeout=60_000)
+    try:
+        page.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '1'",
+                               timeout=60_000)
+        wait_for_new_panel(page, before)
+    finally:
+        page.screenshot(path=str(SHOTS / "1-draw-one.png"), full_page=True)
     page.screenshot(path=str(SHOTS / "1-draw.png"), full_page=True)
     page.locator('#sketch button[aria-label="Clear canvas"]').click()
     page.wait_for_function("() => document.querySelector('.output-class')?.innerText.includes('Draw a digit')",
                            timeout=60_000)
+    before = seen_src(page)
     stroke(page, canvas, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])  # a 7
     try:
         page.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '7'",
                                timeout=60_000)
+        wait_for_new_panel(page, before)
     finally:
         page.screenshot(path=str(SHOTS / "1-draw-seven.png"), full_page=True)
 
@@ -75,6 +99,23 @@ def test_feature_maps_tab(page):
     page.wait_for_selector("text=Input read as", timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(SHOTS / "3-feature-maps.png"), full_page=True)
+
+
+def test_why_tab_explains_probes_ablates_and_shows_a_channels_favourites(page):
+    """On the 7 drawn above: each view answers with a figure and a sentence."""
+    page.get_by_role("tab", name="Why?").click()
+    page.get_by_role("button", name="Explain", exact=True).click()
+    page.wait_for_selector("text=/It answers 7/", timeout=60_000)
+    page.get_by_role("button", name="Sweep", exact=True).click()
+    page.wait_for_selector("text=/It (stops being|stays)/", timeout=60_000)
+    page.get_by_role("button", name="Switch off", exact=True).click()
+    page.wait_for_selector("text=/channels off: P\\(7\\)/", timeout=60_000)
+    page.get_by_role("button", name="Show", exact=True).click()
+    page.wait_for_selector("text=/the 9 test images that excite it most/", timeout=60_000)
+    page.wait_for_timeout(1500)
+    for plot in ("#why-explain", "#why-probe", "#why-ablate", "#why-channel"):
+        assert page.locator(plot).locator("img").count() >= 1, plot  # each figure is drawn
+    page.screenshot(path=str(SHOTS / "6-why.png"), full_page=True)
 
 
 def line_pixels(page, selector) -> dict[int, int]:
@@ -114,3 +155,40 @@ def test_model_tab(page):
     page.get_by_role("tab", name="Model").click()
     page.wait_for_selector("text=46,764,746")
     page.screenshot(path=str(SHOTS / "5-model.png"), full_page=True)
+
+
+def touch_stroke(cdp, points):
+    """A finger drawing through `points` (page px): touchStart, moves, touchEnd, as a phone sends them."""
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
+    for x, y in points[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_a_phone_draws_with_a_finger_and_gets_its_digit_read(browser, live_app):
+    """390x844 with touch: a finger's stroke is read, the page does not scroll while drawing, nothing is wider
+    than the screen."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
+                                  device_scale_factor=2)
+    phone = context.new_page()
+    try:
+        phone.goto(live_app[0], wait_until="domcontentloaded")
+        phone.wait_for_selector("#sketch canvas", timeout=60_000)
+        phone.wait_for_timeout(3000)  # the page selects the brush on load
+        canvas = [c for c in phone.locator("#sketch canvas").all() if c.is_visible()][0]
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        before = phone.evaluate("window.scrollY")
+        cdp = context.new_cdp_session(phone)
+        x = box["x"] + box["width"] * 0.5
+        touch_stroke(cdp, [(x, box["y"] + box["height"] * (0.35 + 0.02 * i)) for i in range(15)])  # on the paper
+        assert phone.evaluate("window.scrollY") == before  # the finger drew; the page did not move
+        try:
+            phone.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '1'",
+                                    timeout=60_000)
+        finally:
+            phone.screenshot(path=str(SHOTS / "7-phone-draw.png"), full_page=True)
+        widths = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], f"sideways scrolling: page {widths[0]} px on a {widths[1]} px screen"
+    finally:
+        context.close()

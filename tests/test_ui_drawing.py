@@ -52,3 +52,11 @@ def test_identical_requests_get_identical_pictures_in_distinct_files(untrained_m
 def test_cleared_canvas_asks_for_a_digit(untrained_mnist):
     cleared = {"background": None, "layers": [], "composite": None}
     assert drawing.classify_digit(cleared, untrained_mnist)[0] == "Draw a digit"
+
+
+def test_a_filled_blob_is_not_sure_rather_than_a_confident_digit(untrained_mnist):
+    blob = sketch_value(draw=False)
+    yy, xx = np.mgrid[:480, :480]
+    blob["composite"][(yy - 240) ** 2 + (xx - 240) ** 2 < 90 ** 2] = (0, 0, 0, 255)  # a filled disc
+    label, note, _ = drawing.classify_digit(blob, untrained_mnist)
+    assert len(label) == 10 and note.startswith("Not sure (the strokes are too bold")

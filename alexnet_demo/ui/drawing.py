@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .common import LOW_CONFIDENCE, current_result, grids, is_blank, panel, run_model
+from ..confidence import doubt
+from .common import current_result, grids, is_blank, panel, run_model
 
 # The Sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush so that a visitor
 # can always just draw.
@@ -25,8 +26,9 @@ def classify_digit(drawing, trained=None):
     if not result.probabilities:
         return "Draw a digit", "Nothing drawn yet: draw a digit 0–9 on the canvas.", None
     top, p = next(iter(result.probabilities.items()))
-    note = f"It reads **{top}** ({p:.1%})." if p >= LOW_CONFIDENCE else \
-        f"Not sure: **{top}** at only {p:.1%}. Try a bigger, clearer digit."
+    reason = doubt(drawing, result.probabilities)  # measured on letters, scribbles and blobs: see confidence.py
+    note = f"It reads **{top}** ({p:.1%})." if reason is None else \
+        f"Not sure ({reason}): perhaps **{top}**. Try a bigger, clearer digit."
     return result.probabilities, note, result
 
 
@@ -43,10 +45,8 @@ def digit_grids(drawing, kept=None, trained=None):
 
 def tab(trained: gr.State) -> gr.Sketchpad:
     """Build the tab and wire its events; returns the sketchpad, which the other tabs read."""
-    kept = gr.State(None)  # this session's last Result, for the pictures that follow the probabilities
-    # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
-    grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")
     with gr.Tab("Draw a digit", id="draw"):
+        kept = gr.State(None)  # this session's last Result, for the pictures that follow the probabilities
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
                 sketch = gr.Sketchpad(
@@ -60,6 +60,8 @@ def tab(trained: gr.State) -> gr.Sketchpad:
                                 format="png", elem_id="digit-seen")
         top_maps = gr.Image(label="Each layer's 6 most active channels (#channel number; the Why? tab uses them)",
                             interactive=False, format="png", elem_id="digit-top-channels")
+        # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
+        grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")
         with gr.Accordion("Every channel of every layer", open=False) as every:
             maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this drawing (after ReLU)", columns=5,
                               height=300, object_fit="contain", format="png")

@@ -49,10 +49,8 @@ def image_grids(photo, kept=None, trained=None):
 def tab(trained: gr.State) -> PhotoInput:
     """Build the tab and wire its events; returns the photo input, which the other tabs read."""
     examples = sorted(EXAMPLES_DIR.glob("cifar10/*.png"))
-    kept = gr.State(None)  # this session's last Result, for the pictures that follow the probabilities
-    # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
-    grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")
     with gr.Tab("Classify a photo", id="cifar"):
+        kept = gr.State(None)  # this session's last Result, for the pictures that follow the probabilities
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
                 photo = PhotoInput(label="A photo: upload, paste or webcam", type="filepath", height=360,
@@ -67,6 +65,8 @@ def tab(trained: gr.State) -> PhotoInput:
                                 format="png")
         top_maps = gr.Image(label="Each layer's 6 most active channels (#channel number; the Why? tab uses them)",
                             interactive=False, format="png")
+        # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
+        grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")
         with gr.Accordion("Every channel of every layer", open=False) as every:
             maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this photo (after ReLU)", columns=5,
                               height=300, object_fit="contain", format="png")

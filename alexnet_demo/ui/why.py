@@ -129,8 +129,8 @@ def _transform_choices(source: str):
 
 
 def tab(sketch, photo, trained_mnist: gr.State, trained_cifar: gr.State) -> None:
-    own_index = gr.State(None)  # {"model", "index"} for this visitor's own model, this session only
     with gr.Tab("Why?", id="why"):
+        own_index = gr.State(None)  # {"model", "index"} for this visitor's own model, this session only
         gr.Markdown("Why does it answer as it does? Each view works on your current drawing (Draw tab) or photo "
                     "(Photo tab), with the shipped model or the one you trained.")
         source = gr.Radio(list(SOURCES), value="Drawing", label="Explain the answer for my")
