@@ -38,7 +38,8 @@ def test_each_view_answers_for_a_photo(untrained_cifar):
     (lambda m: why.ablate_answer("Drawing", sketch_value(), None, "conv1", 1.5, "", m, None), "whole number"),
     (lambda m: why.ablate_answer("Drawing", sketch_value(), None, "conv1", 0, "3, x", m, None), "not x"),
     (lambda m: why.ablate_answer("Drawing", sketch_value(), None, "conv1", 0, "96", m, None), "channels 0-95"),
-    (lambda m: why.channel_answer("Drawing", "conv1", 0, m, None), "no channel index yet"),
+    (lambda m: why.channel_answer("Drawing", None, None, "conv1", 0, m, None), "no channel index yet"),
+    (lambda m: why.channel_answer("Drawing", None, None, "conv9", 0, m, None), "layer 'conv9' does not"),
     (lambda m: why.explain_answer("Sideways", None, None, **STATES), "source must be one of"),
 ])
 def test_bad_input_gets_a_clear_message(untrained_mnist, call, message):
@@ -59,8 +60,12 @@ def test_a_visitors_model_gets_its_own_index_in_their_session(untrained_mnist, d
     monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
     own, note = why.build_own_index("Drawing", untrained_mnist, None)
     assert "200 test images" in note and own["model"] is untrained_mnist.model
-    fig, caption = why.channel_answer("Drawing", "conv3", 7, untrained_mnist, None, own)
+    fig, caption = why.channel_answer("Drawing", None, None, "conv3", 7, untrained_mnist, None, own)
     assert fig is not None and "of 200 searched" in caption
+    drawn = sketch_value()
+    fig, caption = why.channel_answer("Drawing", drawn, None, "conv3", None, untrained_mnist, None, own)
+    busiest = int(untrained_mnist.run(drawn).feature_maps["conv3"].mean(dim=(1, 2)).argmax())
+    assert caption.startswith(f"conv3 channel {busiest} of the mnist model (the most active for your input)")
     with pytest.raises(gr.Error, match="already there"):
         why.build_own_index("Drawing", None, None)
 

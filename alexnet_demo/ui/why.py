@@ -91,11 +91,27 @@ def _index_for(classifier, own: dict | None):
     return channels.load_index(path)
 
 
-def channel_answer(source, layer="conv5", channel=0, trained_mnist=None, trained_cifar=None, own=None):
-    """The channel's 9 favourite test images with its activation over each: (figure, caption)."""
+def _most_active(classifier, image, layer: str) -> int:
+    """The channel of `layer` most active (mean activation) for the current input; 0 when there is none."""
+    if is_blank(image):
+        return 0
+    with user_errors():
+        maps = classifier.run(image).feature_maps
+    return int(maps[layer].mean(dim=(1, 2)).argmax()) if layer in maps else 0
+
+
+def channel_answer(source, drawing=None, photo=None, layer="conv5", channel=None, trained_mnist=None,
+                   trained_cifar=None, own=None):
+    """The channel's 9 favourite test images with its activation over each: (figure, caption). No channel given:
+    the one most active for the current drawing or photo."""
     preset = _preset(source)
     classifier = classifier_for(preset, trained_mnist if preset == "mnist" else trained_cifar)
-    if channel is None or not float(channel).is_integer():
+    if layer not in CHANNELS:
+        raise gr.Error(f"layer {layer!r} does not exist: choose one of {list(CHANNELS)}")
+    picked = channel in (None, "")
+    if picked:
+        channel = _most_active(classifier, drawing if preset == "mnist" else photo, layer)
+    if not float(channel).is_integer():
         raise gr.Error(f"channel must be a whole number, not {channel!r}")
     try:
         index = _index_for(classifier, own)
@@ -103,8 +119,10 @@ def channel_answer(source, layer="conv5", channel=0, trained_mnist=None, trained
         raise gr.Error(str(e).splitlines()[0]) from None
     with user_errors():
         examples = channels.channel_examples(index, layer, int(channel))
-    caption = (f"{layer} channel {int(channel)} of the {preset} model: the {len(examples.images)} test images that "
-               f"excite it most, of {examples.images_used:,} searched; magma = its activation over each.")
+    caption = (f"{layer} channel {int(channel)} of the {preset} model"
+               + (" (the most active for your input)" if picked else "")
+               + f": the {len(examples.images)} test images that excite it most, of {examples.images_used:,} "
+               f"searched; magma = its activation over each.")
     return channels.channel_figure(examples), caption
 
 
@@ -161,7 +179,8 @@ def tab(sketch, photo, trained_mnist: gr.State, trained_cifar: gr.State) -> None
         with gr.Accordion("4 · What a channel likes: its favourite test images", open=True):
             with gr.Row():
                 channel_layer = gr.Dropdown(list(CONV_LAYERS), value="conv5", label="Layer")
-                channel = gr.Number(value=0, precision=0, label="Channel number", minimum=0)
+                channel = gr.Number(value=None, precision=0, label="Channel number",
+                                    info="empty: the most active one for your input", minimum=0)
                 channel_button = gr.Button("Show", variant="primary")
                 build_button = gr.Button("Build it (your own model)")
             channel_caption = gr.Markdown()
@@ -174,7 +193,7 @@ def tab(sketch, photo, trained_mnist: gr.State, trained_cifar: gr.State) -> None
                        api_name="probe", concurrency_limit=2)
     ablate_button.click(ablate_answer, [source, *images, ablate_layer, k, channel_numbers, *states],
                         [ablate_plot, ablate_caption], api_name="ablate", concurrency_limit=2)
-    channel_button.click(channel_answer, [source, channel_layer, channel, *states, own_index],
+    channel_button.click(channel_answer, [source, *images, channel_layer, channel, *states, own_index],
                          [channel_plot, channel_caption], api_name="channel_examples", concurrency_limit=2)
     build_button.click(build_own_index, [source, *states], [own_index, channel_caption], api_name=False,
                        concurrency_limit=1)
