@@ -67,7 +67,7 @@ class EpochEvent:
 
 @dataclass
 class DoneEvent:
-    cancelled: bool
+    cancelled: bool  # ended before its last epoch: `stop` was set, or the time limit passed (then timed_out)
     test_loss: float | None
     test_accuracy: float | None
     per_class_accuracy: dict[str, float | None]  # None: the class had no test image
@@ -78,6 +78,7 @@ class DoneEvent:
     train_time_s: float  # optimizer steps only, without evaluation
     model: torch.nn.Module | None = None  # on the CPU, eval mode
     meta: dict = field(default_factory=dict)
+    timed_out: bool = False  # config.time_limit_s ended the run; unlike a stop, the model as it was is tested
 
 
 class TrainingError(RuntimeError):
@@ -195,6 +196,7 @@ class Run:
     last_eval: dict | None = None
     checkpoint: str | None = None
     cancelled: bool = False
+    timed_out: bool = False
 
     @property
     def total_steps(self) -> int:
@@ -251,8 +253,7 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent]:
     window_correct = torch.zeros((), device=run.device, dtype=torch.int64)
     window_steps, window_start = 0, time.perf_counter()
     for i in range(run.steps_per_epoch):
-        if stop is not None and stop.is_set():
-            run.cancelled = True
+        if _halt(run, stop):
             return
         index = order[i * config.batch_size:(i + 1) * config.batch_size]
         x = prepare_batch(run.train_data.images[index], config.preset, config.input_size, augment=config.augment,
@@ -283,6 +284,14 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent]:
             window_steps, window_start = 0, time.perf_counter()
 
 
+def _halt(run: Run, stop: threading.Event | None) -> bool:
+    """Whether the run must end before its next step: `stop` is set, or config.time_limit_s has passed."""
+    stopped, limit = stop is not None and stop.is_set(), run.config.time_limit_s  # a visitor's stop wins
+    run.timed_out = not stopped and limit is not None and time.perf_counter() - run.started >= limit
+    run.cancelled = stopped or run.timed_out
+    return run.cancelled
+
+
 def end_epoch(run: Run, epoch: int, stop: threading.Event | None) -> EpochEvent | None:
     """Evaluate, step a plateau schedule, write the checkpoint (and the resume state); None if stopped."""
     config = run.config
@@ -305,16 +314,17 @@ def end_epoch(run: Run, epoch: int, stop: threading.Event | None) -> EpochEvent 
 
 
 def finish(run: Run, stop: threading.Event | None) -> DoneEvent:
-    """The final test (of the float16 weights when a file is written), the summary, the model back on the CPU."""
+    """The final test (of the float16 weights when a file is written), the summary, the model back on the CPU.
+    A run the time limit ended is tested as it is (the visitor wants their number); a stopped one is not."""
     config, final = run.config, None
-    if not run.cancelled:
+    if not run.cancelled or run.timed_out:
         if config.out:  # the final figure is of the weights as shipped: float16, upcast on loading
             round_to_float16_(run.model)
-        reuse = run.eval_split == "test" and run.last_eval is not None and not config.out
+        reuse = run.eval_split == "test" and run.last_eval is not None and not config.out and not run.timed_out
         final = run.last_eval if reuse else evaluate(run.model, run.test.to(run.device), config.preset,
                                                      config.input_size, amp=config.amp,
                                                      channels_last=config.channels_last, stop=stop)
-    meta = checkpoint_meta(run)
+    meta = checkpoint_meta(run, **({"timed_out": True, "steps_done": run.step} if run.timed_out else {}))
     if final is not None:
         meta["test_accuracy"] = final["accuracy"]
         if config.out:  # the finished file records its test accuracy
@@ -322,13 +332,15 @@ def finish(run: Run, stop: threading.Event | None) -> DoneEvent:
     model = run.model.to("cpu", memory_format=torch.contiguous_format).eval()
     return DoneEvent(run.cancelled or final is None, final and final["loss"], final and final["accuracy"],
                      checkpoint=run.checkpoint, elapsed_s=time.perf_counter() - run.started,
-                     train_time_s=run.train_time, model=model, meta=meta, **_summarize(final, run.test, run.classes))
+                     train_time_s=run.train_time, model=model, meta=meta, timed_out=run.timed_out,
+                     **_summarize(final, run.test, run.classes))
 
 
 def train(config: TrainConfig, stop: threading.Event | None = None, resume: str | Path | None = None,
           extra_meta: dict | None = None) -> Iterator[StartEvent | StepEvent | EpochEvent | DoneEvent]:
     """Run `config`, yielding a StartEvent, StepEvents every `log_every` steps, an EpochEvent per epoch and a
-    final DoneEvent. Setting `stop` ends the run cleanly between steps. `resume` is a training-state file."""
+    final DoneEvent. Setting `stop` ends the run cleanly between steps, as does config.time_limit_s (s from the
+    call). `resume` is a training-state file."""
     config.validate()
     run = stage(config, extra_meta)
     if resume is not None:

@@ -113,3 +113,26 @@ def test_real_mnist_training_learns(data_root):
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert steps[-1].train_loss < steps[0].train_loss * 0.5
     assert events[-1].test_accuracy > 0.6  # chance is 0.1; measured 0.83 with this config
+
+
+def test_time_limit_ends_the_run_between_steps_and_still_tests_the_model(data_root, tmp_path, monkeypatch):
+    import alexnet_demo.training as training
+    from alexnet_demo.checkpoints import load_checkpoint
+
+    clock = iter(range(1000))  # a fake perf_counter: one "second" per reading, so the limit falls mid-run
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    out = tmp_path / "m.safetensors"
+    events = run(TrainConfig(**{**TINY, "epochs": 3}, data_root=data_root, out=str(out), time_limit_s=12))
+    steps = [e.step for e in events if isinstance(e, StepEvent)]
+    done = events[-1]
+    assert 0 < len(steps) < 9 and done.cancelled and done.timed_out  # it stopped before its 9 steps
+    assert 0 <= done.test_accuracy <= 1 and sum(map(sum, done.confusion)) == 100  # tested as it was
+    model, meta = load_checkpoint(out)  # the file holds the weights that were tested
+    assert meta["timed_out"] and meta["steps_done"] == steps[-1] and meta["test_accuracy"] == done.test_accuracy
+
+
+def test_a_stopped_run_is_not_timed_out_and_gets_no_test(data_root):
+    stop = threading.Event()
+    stop.set()
+    done = run(TrainConfig(**TINY, data_root=data_root, time_limit_s=3600), stop=stop)[-1]
+    assert done.cancelled and not done.timed_out and done.test_accuracy is None
