@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .data import Dataset, load_dataset, prepare_batch, stratified_split
 from .evaluation import confusion_matrix, evaluate, per_class_accuracy
 from .models import PRESETS, build_model
+from .snapshots import take_snapshot
 
 # ---- events -------------------------------------------------------------------------------------------------
 
@@ -53,6 +54,16 @@ class StepEvent:
     lr: float
     elapsed_s: float
     eta_s: float
+
+
+@dataclass
+class SnapshotEvent:
+    step: int                       # optimizer steps done (0: before training)
+    epoch: float                    # fractional epochs done
+    probabilities: dict[str, float] # the probe's class probabilities, highest first
+    maps: dict[str, torch.Tensor]   # "conv1".."conv5" -> (k, H, W) float32 CPU: the k=8 most active channels
+    channels: dict[str, list[int]]  # "conv1".."conv5" -> those channels' numbers, most active first
+    filters: torch.Tensor           # conv1 weights (96, C, 11, 11) float32 CPU
 
 
 @dataclass
@@ -188,6 +199,7 @@ class Run:
     schedule: Schedule
     steps_per_epoch: int
     extra_meta: dict
+    probe: torch.Tensor | None = None  # (1, C, H, W) prepared on the device, when snapshots are taken
     started: float = field(default_factory=time.perf_counter)
     start_epoch: int = 0
     step: int = 0
@@ -203,14 +215,22 @@ class Run:
         return self.config.epochs * self.steps_per_epoch
 
 
-def stage(config: TrainConfig, extra_meta: dict | None = None) -> Run:
-    """Load the data, split off validation, take the subset, put it on the device; build model and optimizer."""
+def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tensor | None = None) -> Run:
+    """Load the data, split off validation, take the subset, put it on the device; build model and optimizer;
+    prepare the snapshots' probe image (None: the first test image)."""
     started = time.perf_counter()
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     full_train = load_dataset(config.dataset, "train", config.data_root)
     test = load_dataset(config.dataset, "test", config.data_root)
+    channels = PRESETS[config.preset].in_channels
+    if probe is not None and (probe.dtype != torch.uint8 or probe.dim() != 3 or probe.shape[0] != channels):
+        raise ValueError(f"probe must be a uint8 image ({channels}, h, w) like the {config.dataset} images, not "
+                         f"{probe.dtype} {tuple(probe.shape)}")
+    if config.snapshot_every:  # resized and normalized once, as evaluation prepares an image
+        probe = prepare_batch((test.images[0] if probe is None else probe)[None].to(device), config.preset,
+                              config.input_size, channels_last=config.channels_last)
     if config.subset is not None and config.subset > len(full_train):
         raise ValueError(f"subset={config.subset} is out of range: the {config.dataset} training set has "
                          f"{len(full_train)} images")
@@ -233,7 +253,7 @@ def stage(config: TrainConfig, extra_meta: dict | None = None) -> Run:
         steps_per_epoch = min(steps_per_epoch, config.max_batches)
     return Run(config, device, generator, full_train.classes, train_data.to(device), eval_data.to(device),
                eval_split, test, model, optimizer, Schedule(config, optimizer, config.epochs * steps_per_epoch),
-               steps_per_epoch, extra_meta or {}, started=started)
+               steps_per_epoch, extra_meta or {}, probe if config.snapshot_every else None, started=started)
 
 
 def restore(run: Run, path: str | Path) -> None:
@@ -244,8 +264,13 @@ def restore(run: Run, path: str | Path) -> None:
     run.schedule.load_state_dict(progress.get("scheduler", {}), run.step)
 
 
-def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent]:
-    """One pass over the shuffled training images, a StepEvent every `log_every` steps (one host sync each)."""
+def snapshot(run: Run) -> SnapshotEvent:
+    return SnapshotEvent(run.step, run.step / run.steps_per_epoch, **take_snapshot(run.model, run.probe, run.classes))
+
+
+def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent | SnapshotEvent]:
+    """One pass over the shuffled training images, a StepEvent every `log_every` steps (one host sync each) and
+    a SnapshotEvent every `snapshot_every` steps and after the last."""
     config, model = run.config, run.model
     model.train()
     order = torch.randperm(len(run.train_data), generator=run.generator, device=run.device)
@@ -270,6 +295,12 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent]:
         window_steps += 1
         window_loss += loss
         window_correct += (logits.argmax(1) == y).sum()
+        every = config.snapshot_every
+        if every and (run.step % every == 0 or i == run.steps_per_epoch - 1):
+            event = snapshot(run)  # on the clock: recording is part of what training costs
+            paused = time.perf_counter()
+            yield event
+            window_start += time.perf_counter() - paused  # off the clock: what the consumer does with it
         if window_steps == config.log_every or i == run.steps_per_epoch - 1:
             seen = window_steps * config.batch_size
             mean_loss, correct = window_loss.item() / window_steps, window_correct.item()  # the sync
@@ -337,17 +368,22 @@ def finish(run: Run, stop: threading.Event | None) -> DoneEvent:
 
 
 def train(config: TrainConfig, stop: threading.Event | None = None, resume: str | Path | None = None,
-          extra_meta: dict | None = None) -> Iterator[StartEvent | StepEvent | EpochEvent | DoneEvent]:
+          extra_meta: dict | None = None, probe: torch.Tensor | None = None
+          ) -> Iterator[StartEvent | StepEvent | SnapshotEvent | EpochEvent | DoneEvent]:
     """Run `config`, yielding a StartEvent, StepEvents every `log_every` steps, an EpochEvent per epoch and a
     final DoneEvent. Setting `stop` ends the run cleanly between steps, as does config.time_limit_s (s from the
-    call). `resume` is a training-state file."""
+    call). `resume` is a training-state file. With config.snapshot_every, SnapshotEvents show `probe` (uint8
+    (C, h, w) at the dataset's size; None: the first test image) at step 0, every `snapshot_every` steps and at
+    every epoch's end."""
     config.validate()
-    run = stage(config, extra_meta)
+    run = stage(config, extra_meta, probe)
     if resume is not None:
         restore(run, resume)
     try:
         yield StartEvent(str(run.device), device_name(run.device), len(run.train_data), len(run.eval_data),
                          run.eval_split, run.steps_per_epoch, run.total_steps, run.start_epoch)
+        if config.snapshot_every:
+            yield snapshot(run)  # before training: the untrained (or resumed) model
         for epoch in range(run.start_epoch, config.epochs):
             yield from train_epoch(run, stop)
             event = None if run.cancelled else end_epoch(run, epoch, stop)

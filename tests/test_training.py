@@ -136,3 +136,50 @@ def test_a_stopped_run_is_not_timed_out_and_gets_no_test(data_root):
     stop.set()
     done = run(TrainConfig(**TINY, data_root=data_root, time_limit_s=3600), stop=stop)[-1]
     assert done.cancelled and not done.timed_out and done.test_accuracy is None
+
+
+def test_snapshots_come_at_the_expected_steps_change_nothing_and_pickle(data_root):
+    import pickle
+
+    from alexnet_demo.training import SnapshotEvent
+
+    config = dict(TINY, max_batches=5, log_every=2, data_root=data_root)  # 2 epochs of 5 steps
+    plain = run(TrainConfig(**config))
+    probe = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    probe[0, 4:24, 12:16] = 255  # a "1"
+    events = run(TrainConfig(**config, snapshot_every=3), probe=probe)
+    snaps = [e for e in events if isinstance(e, SnapshotEvent)]
+    assert [s.step for s in snaps] == [0, 3, 5, 6, 9, 10]  # step 0, every 3 steps, each epoch's end (5, 10)
+    assert [s.epoch for s in snaps] == [0, 0.6, 1, 1.2, 1.8, 2]
+    assert isinstance(events[0], StartEvent) and events[1] is snaps[0]
+    losses = lambda evs: [e.train_loss for e in evs if isinstance(e, StepEvent)]  # noqa: E731
+    assert losses(events) == losses(plain)  # the probe leaves no trace in the training
+    assert events[-1].test_accuracy == plain[-1].test_accuracy
+    s = snaps[-1]
+    assert list(s.probabilities) == sorted(s.probabilities, key=s.probabilities.get, reverse=True)
+    assert set(s.probabilities) == set("0123456789") and sum(s.probabilities.values()) == pytest.approx(1, abs=1e-5)
+    sides = {"conv1": 15, "conv2": 7, "conv3": 3, "conv4": 3, "conv5": 3}  # at 65 px
+    for name, side in sides.items():
+        assert s.maps[name].shape == (8, side, side) and s.maps[name].dtype == torch.float32
+        assert len(s.channels[name]) == len(set(s.channels[name])) == 8
+        means = s.maps[name].mean((1, 2))
+        assert torch.equal(means, means.sort(descending=True).values)  # most active first
+    assert s.filters.shape == (96, 1, 11, 11) and s.filters.device.type == "cpu"
+    assert not torch.equal(snaps[0].filters, s.filters)  # the filters moved
+    again = pickle.loads(pickle.dumps(events))  # the app may run the engine in a forked worker
+    assert torch.equal(again[1].maps["conv3"], snaps[0].maps["conv3"])
+    s.maps["conv1"].mul_(2)  # ordinary tensors, not inference-mode ones
+    with pytest.raises(ValueError, match="probe must be a uint8 image"):
+        run(TrainConfig(**config, snapshot_every=3), probe=torch.zeros(3, 32, 32, dtype=torch.uint8))
+
+
+def test_a_snapshot_leaves_batchnorm_statistics_and_train_mode_alone():
+    from alexnet_demo.models import CIFAR10_CLASSES, build_model
+    from alexnet_demo.snapshots import take_snapshot
+
+    torch.manual_seed(0)
+    model = build_model("cifar10", 50).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    shot = take_snapshot(model, torch.randn(1, 3, 50, 50), CIFAR10_CLASSES)
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert shot["filters"].shape == (96, 3, 11, 11) and shot["maps"]["conv5"].shape == (8, 3, 3)
