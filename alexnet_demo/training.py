@@ -24,12 +24,17 @@ import torch.nn.functional as F
 
 from .checkpoints import load_state, round_to_float16_, save_checkpoint, save_state, state_path
 from .config import TrainConfig
-from .data import Dataset, load_dataset, prepare_batch, stratified_split
+from .data import DOWNLOAD_SIZES, Dataset, dataset_on_disk, load_dataset, prepare_batch, stratified_split
 from .evaluation import confusion_matrix, evaluate, per_class_accuracy
 from .models import PRESETS, build_model
 from .snapshots import take_snapshot
 
 # ---- events -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StageEvent:
+    message: str  # what happens before training can start, e.g. "Downloading MNIST (first run only, ~12 MB)…"
 
 
 @dataclass
@@ -215,6 +220,13 @@ class Run:
         return self.config.epochs * self.steps_per_epoch
 
 
+def staging_message(config: TrainConfig) -> str:
+    name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[config.dataset]
+    if dataset_on_disk(config.dataset, config.data_root):
+        return f"Loading {name}…"
+    return f"Downloading {name} (first run only, {DOWNLOAD_SIZES[config.dataset]})…"
+
+
 def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tensor | None = None) -> Run:
     """Load the data, split off validation, take the subset, put it on the device; build model and optimizer;
     prepare the snapshots' probe image (None: the first test image)."""
@@ -369,13 +381,14 @@ def finish(run: Run, stop: threading.Event | None) -> DoneEvent:
 
 def train(config: TrainConfig, stop: threading.Event | None = None, resume: str | Path | None = None,
           extra_meta: dict | None = None, probe: torch.Tensor | None = None
-          ) -> Iterator[StartEvent | StepEvent | SnapshotEvent | EpochEvent | DoneEvent]:
-    """Run `config`, yielding a StartEvent, StepEvents every `log_every` steps, an EpochEvent per epoch and a
+          ) -> Iterator[StageEvent | StartEvent | StepEvent | SnapshotEvent | EpochEvent | DoneEvent]:
+    """Run `config`, yielding a StageEvent (what staging does: loading or downloading the data), a StartEvent, StepEvents every `log_every` steps, an EpochEvent per epoch and a
     final DoneEvent. Setting `stop` ends the run cleanly between steps, as does config.time_limit_s (s from the
     call). `resume` is a training-state file. With config.snapshot_every, SnapshotEvents show `probe` (uint8
     (C, h, w) at the dataset's size; None: the first test image) at step 0, every `snapshot_every` steps and at
     every epoch's end."""
     config.validate()
+    yield StageEvent(staging_message(config))
     run = stage(config, extra_meta, probe)
     if resume is not None:
         restore(run, resume)

@@ -7,7 +7,7 @@ import torch
 
 from alexnet_demo import TrainConfig
 from alexnet_demo.training import train
-from alexnet_demo.training import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainingError, state_path
+from alexnet_demo.training import DoneEvent, EpochEvent, StageEvent, StartEvent, StepEvent, TrainingError, state_path
 
 TINY = dict(dataset="mnist", input_size=65, subset=256, batch_size=32, epochs=2, max_batches=3, eval_limit=100,
             log_every=1)
@@ -30,7 +30,8 @@ def run(config, **kwargs):
 
 def test_event_stream_shape(data_root, tmp_path):
     events = run(TrainConfig(**TINY, data_root=data_root, out=str(tmp_path / "m.safetensors")))
-    assert isinstance(events[0], StartEvent) and events[0].train_images == 256
+    assert events[0] == StageEvent("Loading MNIST…")
+    assert isinstance(events[1], StartEvent) and events[1].train_images == 256
     steps = [e for e in events if isinstance(e, StepEvent)]
     epochs = [e for e in events if isinstance(e, EpochEvent)]
     done = events[-1]
@@ -81,7 +82,7 @@ def test_resume_continues_where_the_state_file_left_off(data_root, tmp_path):
     full = run(TrainConfig(**TINY, data_root=data_root, out=str(tmp_path / "full.safetensors")))
     run(TrainConfig(**{**TINY, "epochs": 1}, data_root=data_root, out=str(out)))
     resumed = run(TrainConfig(**TINY, data_root=data_root, out=str(out)), resume=state_path(out))
-    assert resumed[0].start_epoch == 1
+    assert resumed[1].start_epoch == 1  # resumed[0]: the StageEvent
     assert [e.step for e in resumed if isinstance(e, StepEvent)] == [4, 5, 6]
     full_losses = [e.train_loss for e in full if isinstance(e, StepEvent)][3:]
     assert [e.train_loss for e in resumed if isinstance(e, StepEvent)] == pytest.approx(full_losses, rel=1e-4)
@@ -151,7 +152,7 @@ def test_snapshots_come_at_the_expected_steps_change_nothing_and_pickle(data_roo
     snaps = [e for e in events if isinstance(e, SnapshotEvent)]
     assert [s.step for s in snaps] == [0, 3, 5, 6, 9, 10]  # step 0, every 3 steps, each epoch's end (5, 10)
     assert [s.epoch for s in snaps] == [0, 0.6, 1, 1.2, 1.8, 2]
-    assert isinstance(events[0], StartEvent) and events[1] is snaps[0]
+    assert isinstance(events[1], StartEvent) and events[2] is snaps[0]
     losses = lambda evs: [e.train_loss for e in evs if isinstance(e, StepEvent)]  # noqa: E731
     assert losses(events) == losses(plain)  # the probe leaves no trace in the training
     assert events[-1].test_accuracy == plain[-1].test_accuracy
@@ -167,7 +168,7 @@ def test_snapshots_come_at_the_expected_steps_change_nothing_and_pickle(data_roo
     assert s.filters.shape == (96, 1, 11, 11) and s.filters.device.type == "cpu"
     assert not torch.equal(snaps[0].filters, s.filters)  # the filters moved
     again = pickle.loads(pickle.dumps(events))  # the app may run the engine in a forked worker
-    assert torch.equal(again[1].maps["conv3"], snaps[0].maps["conv3"])
+    assert torch.equal(again[2].maps["conv3"], snaps[0].maps["conv3"])
     s.maps["conv1"].mul_(2)  # ordinary tensors, not inference-mode ones
     with pytest.raises(ValueError, match="probe must be a uint8 image"):
         run(TrainConfig(**config, snapshot_every=3), probe=torch.zeros(3, 32, 32, dtype=torch.uint8))
@@ -183,3 +184,13 @@ def test_a_snapshot_leaves_batchnorm_statistics_and_train_mode_alone():
     shot = take_snapshot(model, torch.randn(1, 3, 50, 50), CIFAR10_CLASSES)
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert shot["filters"].shape == (96, 3, 11, 11) and shot["maps"]["conv5"].shape == (8, 3, 3)
+
+
+def test_the_staging_message_says_when_the_data_will_be_downloaded(tmp_path):
+    from alexnet_demo.training import staging_message
+
+    assert staging_message(TrainConfig(data_root=str(tmp_path))) == "Downloading MNIST (first run only, ~12 MB)…"
+    assert staging_message(TrainConfig(dataset="cifar10", data_root=str(tmp_path))).startswith("Downloading CIFAR-10")
+    for name in ("train", "test"):
+        (tmp_path / "cifar10-jpg" / name).mkdir(parents=True)
+    assert staging_message(TrainConfig(dataset="cifar10", data_root=str(tmp_path))) == "Loading CIFAR-10…"
