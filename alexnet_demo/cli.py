@@ -11,7 +11,7 @@ import typing
 from tqdm import tqdm
 
 from .config import RECIPES, TrainConfig, config_fields
-from .training import DoneEvent, EpochEvent, StartEvent, StepEvent, train
+from .training import DoneEvent, EpochEvent, StageEvent, StartEvent, StepEvent, train
 
 
 def _flag_type(f: dataclasses.Field):
@@ -66,7 +66,9 @@ def train_main(argv: list[str] | None = None) -> int:
     bar = None
     try:
         for event in train(config, resume=resume, extra_meta=extra_meta):
-            if isinstance(event, StartEvent):
+            if isinstance(event, StageEvent):
+                print(event.message, flush=True)
+            elif isinstance(event, StartEvent):
                 print(f"{event.device_name}: {event.train_images} training images, {event.eval_images} "
                       f"{event.eval_split} images, {event.total_steps} steps", flush=True)
                 bar = tqdm(total=event.total_steps, initial=event.start_epoch * event.steps_per_epoch,

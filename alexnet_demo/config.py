@@ -45,6 +45,11 @@ class TrainConfig:
     out: str | None = field(default=None, metadata={"help": "checkpoint path, written after every epoch"})
     save_state: bool = field(default=True, metadata={
         "help": "with --out, also write <out>.state.safetensors each epoch (weights, optimizer, RNG) for --resume"})
+    time_limit_s: float | None = field(default=None, metadata={
+        "help": "s from the run's start: stop between steps, then test the model as it is; None: no limit"})
+    snapshot_every: int | None = field(default=None, metadata={
+        "help": "optimizer steps between time-lapse snapshots of a probe image (also at step 0 and each epoch's "
+                "end); None: none"})
 
     def __post_init__(self):
         if self.preset is None:
@@ -82,6 +87,10 @@ class TrainConfig:
              "None or an integer ≥ 1")
         need(self.max_batches is None or (_is_int(self.max_batches) and self.max_batches >= 1), "max_batches",
              "None or an integer ≥ 1")
+        need(self.time_limit_s is None or (_is_num(self.time_limit_s) and self.time_limit_s > 0), "time_limit_s",
+             "None or a number of seconds > 0")
+        need(self.snapshot_every is None or (_is_int(self.snapshot_every) and self.snapshot_every >= 1),
+             "snapshot_every", "None or an integer ≥ 1 (steps)")
 
 
 def _is_int(v) -> bool:

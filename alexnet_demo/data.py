@@ -56,6 +56,21 @@ def load_dataset(name: str, split: str, data_root=None, download: bool = True) -
     return _load_mnist(root, split, download) if name == "mnist" else _load_cifar10(root, split, download)
 
 
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+CIFAR10_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+DOWNLOAD_SIZES = {"mnist": "~12 MB", "cifar10": "~170 MB"}  # what torchvision fetches on a first run
+
+
+def dataset_on_disk(name: str, data_root=None) -> bool:
+    """Whether `load_dataset(name, ...)` finds both splits on disk, i.e. needs no download."""
+    root = resolve_data_root(data_root)
+    if name == "mnist":  # the decompressed files torchvision's MNIST checks for
+        return all((root / "MNIST" / "raw" / f).is_file() for f in MNIST_FILES)
+    folders = [root / "cifar10-jpg", root / "cifar10", root]
+    return any((f / "train").is_dir() and (f / "test").is_dir() for f in folders) or \
+        all((root / "cifar-10-batches-py" / f).is_file() for f in CIFAR10_BATCHES)
+
+
 def _missing(name: str, looked: list[Path], error: Exception | None) -> DataNotFoundError:
     paths = "\n".join(f"  - {p.resolve()}" for p in looked)
     why = f"\nThe download failed too: {error}" if error else ""

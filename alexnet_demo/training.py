@@ -22,13 +22,20 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .checkpoints import load_state, round_to_float16_, save_checkpoint, save_state, state_path
 from .config import TrainConfig
-from .data import Dataset, load_dataset, prepare_batch, stratified_split
+from .data import DOWNLOAD_SIZES, Dataset, dataset_on_disk, load_dataset, prepare_batch, stratified_split
 from .evaluation import confusion_matrix, evaluate, per_class_accuracy
 from .models import PRESETS, build_model
+from .snapshots import take_snapshot
 
 # ---- events -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StageEvent:
+    message: str  # what happens before training can start, e.g. "Downloading MNIST (first run only, ~12 MB)…"
 
 
 @dataclass
@@ -56,6 +63,16 @@ class StepEvent:
 
 
 @dataclass
+class SnapshotEvent:
+    step: int                       # optimizer steps done (0: before training)
+    epoch: float                    # fractional epochs done
+    probabilities: dict[str, float] # the probe's class probabilities, highest first
+    maps: dict[str, torch.Tensor]   # "conv1".."conv5" -> (k, H, W) float32 CPU: the k=8 most active channels
+    channels: dict[str, list[int]]  # "conv1".."conv5" -> those channels' numbers, most active first
+    filters: torch.Tensor           # conv1 weights (96, C, 11, 11) float32 CPU
+
+
+@dataclass
 class EpochEvent:
     epoch: int  # 1-based, completed
     eval_split: str
@@ -67,7 +84,7 @@ class EpochEvent:
 
 @dataclass
 class DoneEvent:
-    cancelled: bool
+    cancelled: bool  # ended before its last epoch: `stop` was set, or the time limit passed (then timed_out)
     test_loss: float | None
     test_accuracy: float | None
     per_class_accuracy: dict[str, float | None]  # None: the class had no test image
@@ -78,6 +95,7 @@ class DoneEvent:
     train_time_s: float  # optimizer steps only, without evaluation
     model: torch.nn.Module | None = None  # on the CPU, eval mode
     meta: dict = field(default_factory=dict)
+    timed_out: bool = False  # config.time_limit_s ended the run; unlike a stop, the model as it was is tested
 
 
 class TrainingError(RuntimeError):
@@ -187,6 +205,9 @@ class Run:
     schedule: Schedule
     steps_per_epoch: int
     extra_meta: dict
+    probe: torch.Tensor | None = None  # (1, C, H, W) prepared on the device, when snapshots are taken
+    world: distributed.World = field(default_factory=distributed.World)
+    net: torch.nn.Module | None = None  # what the steps call: `model`, or DDP around it under torchrun
     started: float = field(default_factory=time.perf_counter)
     start_epoch: int = 0
     step: int = 0
@@ -195,20 +216,46 @@ class Run:
     last_eval: dict | None = None
     checkpoint: str | None = None
     cancelled: bool = False
+    timed_out: bool = False
 
     @property
     def total_steps(self) -> int:
         return self.config.epochs * self.steps_per_epoch
 
+    @property
+    def hardware(self) -> str:
+        name = device_name(self.device)
+        return name if self.world.size == 1 else f"{self.world.size} processes × {name}"
 
-def stage(config: TrainConfig, extra_meta: dict | None = None) -> Run:
-    """Load the data, split off validation, take the subset, put it on the device; build model and optimizer."""
+
+def staging_message(config: TrainConfig) -> str:
+    name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[config.dataset]
+    if dataset_on_disk(config.dataset, config.data_root):
+        return f"Loading {name}…"
+    return f"Downloading {name} (first run only, {DOWNLOAD_SIZES[config.dataset]})…"
+
+
+def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tensor | None = None) -> Run:
+    """Under torchrun, join the process group; load the data, split off validation, take the subset, put it on
+    the device; build model and optimizer; prepare the snapshots' probe image (None: the first test image)."""
     started = time.perf_counter()
-    device = pick_device(config.device)
+    device, world = pick_device(config.device), distributed.world_from_env()
+    if world.size > 1:
+        device = distributed.setup(world, device)
+        if config.batch_size % world.size:
+            raise ValueError(f"batch_size={config.batch_size} is out of range: it is the global batch, shared by "
+                             f"{world.size} processes (torchrun), so it must be a multiple of {world.size}")
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     full_train = load_dataset(config.dataset, "train", config.data_root)
     test = load_dataset(config.dataset, "test", config.data_root)
+    channels = PRESETS[config.preset].in_channels
+    if probe is not None and (probe.dtype != torch.uint8 or probe.dim() != 3 or probe.shape[0] != channels):
+        raise ValueError(f"probe must be a uint8 image ({channels}, h, w) like the {config.dataset} images, not "
+                         f"{probe.dtype} {tuple(probe.shape)}")
+    if config.snapshot_every:  # resized and normalized once, as evaluation prepares an image
+        probe = prepare_batch((test.images[0] if probe is None else probe)[None].to(device), config.preset,
+                              config.input_size, channels_last=config.channels_last)
     if config.subset is not None and config.subset > len(full_train):
         raise ValueError(f"subset={config.subset} is out of range: the {config.dataset} training set has "
                          f"{len(full_train)} images")
@@ -229,37 +276,49 @@ def stage(config: TrainConfig, extra_meta: dict | None = None) -> Run:
     steps_per_epoch = len(train_data) // config.batch_size  # the last partial batch is dropped (BatchNorm)
     if config.max_batches:
         steps_per_epoch = min(steps_per_epoch, config.max_batches)
+    net = distributed.wrap(model, device) if world.size > 1 else model
     return Run(config, device, generator, full_train.classes, train_data.to(device), eval_data.to(device),
                eval_split, test, model, optimizer, Schedule(config, optimizer, config.epochs * steps_per_epoch),
-               steps_per_epoch, extra_meta or {}, started=started)
+               steps_per_epoch, extra_meta or {}, probe if config.snapshot_every else None, world, net,
+               started=started)
 
 
 def restore(run: Run, path: str | Path) -> None:
-    """Continue from a training-state file: weights, optimizer, RNG, history and the schedule's position."""
+    """Continue from a training-state file: weights, optimizer, RNG, history and the schedule's position (every
+    rank reads the same file)."""
     progress = load_state(Path(path), run.model, run.optimizer, run.generator)
     run.start_epoch, run.history = progress["epoch"], progress.get("history", [])
     run.step = run.start_epoch * run.steps_per_epoch
     run.schedule.load_state_dict(progress.get("scheduler", {}), run.step)
 
 
-def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent]:
-    """One pass over the shuffled training images, a StepEvent every `log_every` steps (one host sync each)."""
-    config, model = run.config, run.model
+def snapshot(run: Run) -> SnapshotEvent:
+    return SnapshotEvent(run.step, run.step / run.steps_per_epoch, **take_snapshot(run.model, run.probe, run.classes))
+
+
+def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent | SnapshotEvent]:
+    """One pass over the shuffled training images, a StepEvent every `log_every` steps (one host sync each) and
+    a SnapshotEvent every `snapshot_every` steps and after the last. Under torchrun each rank trains on its own
+    shard, batch_size // world size images a step, and DDP averages the gradients."""
+    config, model, world = run.config, run.model, run.world
     model.train()
     order = torch.randperm(len(run.train_data), generator=run.generator, device=run.device)
+    batch, noise = config.batch_size, run.generator  # one process: one generator for order and augmentation
+    if world.size > 1:  # a strided shard: at step i the ranks' shards together are the one-process batch i
+        batch, order = config.batch_size // world.size, order[world.rank::world.size]
+        noise = distributed.rank_noise(config.seed, run.step // run.steps_per_epoch, world.rank, run.device)
     window_loss = torch.zeros((), device=run.device)
     window_correct = torch.zeros((), device=run.device, dtype=torch.int64)
     window_steps, window_start = 0, time.perf_counter()
     for i in range(run.steps_per_epoch):
-        if stop is not None and stop.is_set():
-            run.cancelled = True
+        if world.size == 1 and _halt(run, *_halt_reasons(run, stop)):  # ranks agree at each window's end instead
             return
-        index = order[i * config.batch_size:(i + 1) * config.batch_size]
+        index = order[i * batch:(i + 1) * batch]
         x = prepare_batch(run.train_data.images[index], config.preset, config.input_size, augment=config.augment,
-                          generator=run.generator, channels_last=config.channels_last)
+                          generator=noise, channels_last=config.channels_last)
         y = run.train_data.labels[index]
         try:
-            loss, logits = train_step(model, run.optimizer, x, y, config)
+            loss, logits = train_step(run.net, run.optimizer, x, y, config)
         except torch.OutOfMemoryError as e:
             raise TrainingError(f"out of memory on {device_name(run.device)} at batch size {config.batch_size}, "
                                 f"input {config.input_size} px: use a smaller batch or input size "
@@ -269,32 +328,60 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent]:
         window_steps += 1
         window_loss += loss
         window_correct += (logits.argmax(1) == y).sum()
+        every = config.snapshot_every
+        if every and world.main and (run.step % every == 0 or i == run.steps_per_epoch - 1):
+            event = snapshot(run)  # on the clock: recording is part of what training costs
+            paused = time.perf_counter()
+            yield event
+            window_start += time.perf_counter() - paused  # off the clock: what the consumer does with it
         if window_steps == config.log_every or i == run.steps_per_epoch - 1:
-            seen = window_steps * config.batch_size
-            mean_loss, correct = window_loss.item() / window_steps, window_correct.item()  # the sync
+            seen, halt = window_steps * config.batch_size, False  # images of every rank
+            if world.size == 1:
+                mean_loss, correct = window_loss.item() / window_steps, window_correct.item()  # the sync
+            else:  # every rank's sums, and whether any rank must stop: one collective, one sync
+                flags = torch.tensor(_halt_reasons(run, stop), dtype=torch.float32, device=run.device)
+                totals = distributed.sum_across(torch.cat([window_loss.view(1), window_correct.view(1).float(), flags]))
+                total_loss, correct, stopped, timed_out = totals.tolist()
+                mean_loss, halt = total_loss / (window_steps * world.size), _halt(run, stopped > 0, timed_out > 0)
             now = time.perf_counter()
             run.train_time += now - window_start
             done_this_run = run.step - run.start_epoch * run.steps_per_epoch
             yield StepEvent(run.step, run.step / run.steps_per_epoch, mean_loss, correct / seen,
                             seen / (now - window_start), run.optimizer.param_groups[0]["lr"], now - run.started,
                             (run.total_steps - run.step) * run.train_time / max(done_this_run, 1))
+            if halt:
+                return
             window_loss.zero_()
             window_correct.zero_()
             window_steps, window_start = 0, time.perf_counter()
 
 
+def _halt_reasons(run: Run, stop: threading.Event | None) -> tuple[bool, bool]:
+    """(`stop` is set, config.time_limit_s has passed): the reasons to end the run before its next step."""
+    limit = run.config.time_limit_s
+    return stop is not None and stop.is_set(), limit is not None and time.perf_counter() - run.started >= limit
+
+
+def _halt(run: Run, stopped: bool, timed_out: bool) -> bool:
+    run.cancelled, run.timed_out = stopped or timed_out, timed_out and not stopped  # a visitor's stop wins
+    return run.cancelled
+
+
 def end_epoch(run: Run, epoch: int, stop: threading.Event | None) -> EpochEvent | None:
-    """Evaluate, step a plateau schedule, write the checkpoint (and the resume state); None if stopped."""
-    config = run.config
+    """Evaluate, step a plateau schedule, write the checkpoint (and the resume state); None if stopped. Under
+    torchrun rank 0 alone evaluates and writes; the others wait for its figures."""
+    config, world = run.config, run.world
     result = evaluate(run.model, run.eval_data, config.preset, config.input_size, amp=config.amp,
-                      channels_last=config.channels_last, stop=stop)
+                      channels_last=config.channels_last, stop=stop) if world.main else None
+    if world.size > 1:
+        result = distributed.share_evaluation(result, run.device)
     if result is None:
         run.cancelled = True
         return None
     run.last_eval = result
     run.schedule.after_epoch(result["loss"])
     run.history.append({"epoch": epoch + 1, "eval_loss": result["loss"], "eval_accuracy": result["accuracy"]})
-    if config.out:
+    if config.out and world.main:
         meta = checkpoint_meta(run, eval_split=run.eval_split, eval_accuracy=result["accuracy"])
         run.checkpoint = str(save_checkpoint(config.out, run.model, meta))
         if config.save_state:
@@ -305,16 +392,18 @@ def end_epoch(run: Run, epoch: int, stop: threading.Event | None) -> EpochEvent 
 
 
 def finish(run: Run, stop: threading.Event | None) -> DoneEvent:
-    """The final test (of the float16 weights when a file is written), the summary, the model back on the CPU."""
+    """The final test (of the float16 weights when a file is written), the summary, the model back on the CPU.
+    A run the time limit ended is tested as it is (the visitor wants their number); a stopped one is not. Under
+    torchrun rank 0 alone tests and writes; the others end here."""
     config, final = run.config, None
-    if not run.cancelled:
+    if run.world.main and (not run.cancelled or run.timed_out):
         if config.out:  # the final figure is of the weights as shipped: float16, upcast on loading
             round_to_float16_(run.model)
-        reuse = run.eval_split == "test" and run.last_eval is not None and not config.out
+        reuse = run.eval_split == "test" and run.last_eval is not None and not config.out and not run.timed_out
         final = run.last_eval if reuse else evaluate(run.model, run.test.to(run.device), config.preset,
                                                      config.input_size, amp=config.amp,
                                                      channels_last=config.channels_last, stop=stop)
-    meta = checkpoint_meta(run)
+    meta = checkpoint_meta(run, **({"timed_out": True, "steps_done": run.step} if run.timed_out else {}))
     if final is not None:
         meta["test_accuracy"] = final["accuracy"]
         if config.out:  # the finished file records its test accuracy
@@ -322,33 +411,56 @@ def finish(run: Run, stop: threading.Event | None) -> DoneEvent:
     model = run.model.to("cpu", memory_format=torch.contiguous_format).eval()
     return DoneEvent(run.cancelled or final is None, final and final["loss"], final and final["accuracy"],
                      checkpoint=run.checkpoint, elapsed_s=time.perf_counter() - run.started,
-                     train_time_s=run.train_time, model=model, meta=meta, **_summarize(final, run.test, run.classes))
+                     train_time_s=run.train_time, model=model, meta=meta, timed_out=run.timed_out,
+                     **_summarize(final, run.test, run.classes))
+
+
+def run_stages(run: Run, stop: threading.Event | None) -> Iterator:
+    """A staged run's events, start to finish (every rank produces them; `train` passes rank 0's on)."""
+    yield StartEvent(str(run.device), run.hardware, len(run.train_data), len(run.eval_data), run.eval_split,
+                     run.steps_per_epoch, run.total_steps, run.start_epoch)
+    if run.config.snapshot_every and run.world.main:
+        yield snapshot(run)  # before training: the untrained (or resumed) model
+    for epoch in range(run.start_epoch, run.config.epochs):
+        yield from train_epoch(run, stop)
+        event = None if run.cancelled else end_epoch(run, epoch, stop)
+        if event is None:
+            break
+        yield event
+    yield finish(run, stop)
 
 
 def train(config: TrainConfig, stop: threading.Event | None = None, resume: str | Path | None = None,
-          extra_meta: dict | None = None) -> Iterator[StartEvent | StepEvent | EpochEvent | DoneEvent]:
-    """Run `config`, yielding a StartEvent, StepEvents every `log_every` steps, an EpochEvent per epoch and a
-    final DoneEvent. Setting `stop` ends the run cleanly between steps. `resume` is a training-state file."""
+          extra_meta: dict | None = None, probe: torch.Tensor | None = None
+          ) -> Iterator[StageEvent | StartEvent | StepEvent | SnapshotEvent | EpochEvent | DoneEvent]:
+    """Run `config`, yielding a StageEvent (loading or downloading the data), a StartEvent, StepEvents every
+    `log_every` steps, an EpochEvent per epoch and a final DoneEvent. Setting `stop` ends the run cleanly between
+    steps, as does config.time_limit_s (s from the call). `resume` is a training-state file. With
+    config.snapshot_every, SnapshotEvents show `probe` (uint8 (C, h, w) at the dataset's size; None: the first
+    test image) at step 0, every `snapshot_every` steps and at every epoch's end.
+
+    Under torchrun (WORLD_SIZE > 1) every process trains its shard with DDP and rank 0 alone yields events,
+    evaluates and writes files; the other ranks' generators yield nothing."""
     config.validate()
-    run = stage(config, extra_meta)
-    if resume is not None:
-        restore(run, resume)
+    main = distributed.world_from_env().main
+    if main:
+        yield StageEvent(staging_message(config))
+    run = events = None
     try:
-        yield StartEvent(str(run.device), device_name(run.device), len(run.train_data), len(run.eval_data),
-                         run.eval_split, run.steps_per_epoch, run.total_steps, run.start_epoch)
-        for epoch in range(run.start_epoch, config.epochs):
-            yield from train_epoch(run, stop)
-            event = None if run.cancelled else end_epoch(run, epoch, stop)
-            if event is None:
-                break
-            yield event
-        yield finish(run, stop)
+        run = stage(config, extra_meta, probe)
+        if resume is not None:
+            restore(run, resume)
+        events = run_stages(run, stop)
+        for event in events:
+            if main:
+                yield event
     finally:  # on cancel (GeneratorExit), error or completion: drop device tensors so the memory is released
-        device = run.device
-        del run
+        device = run and run.device
+        del run, events
         gc.collect()
-        if device.type == "cuda":
+        if device is not None and device.type == "cuda":
             torch.cuda.empty_cache()
+        distributed.teardown()
 
 
 # ---- what the run records -----------------------------------------------------------------------------------
@@ -361,7 +473,7 @@ def checkpoint_meta(run: Run, **extra) -> dict:
     return {
         "preset": config.preset, "dataset": config.dataset, "input_size": config.input_size,
         "classes": list(run.classes), "mean": list(p.mean), "std": list(p.std), "config": asdict(config),
-        "hardware": device_name(run.device), "torch": torch.__version__,
+        "hardware": run.hardware, "torch": torch.__version__,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epochs_done": len(run.history),
         "train_time_s": round(run.train_time, 1), "history": run.history, **extra, **run.extra_meta,
     }

@@ -7,7 +7,7 @@ import torch
 
 from alexnet_demo import TrainConfig
 from alexnet_demo.training import train
-from alexnet_demo.training import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainingError, state_path
+from alexnet_demo.training import DoneEvent, EpochEvent, StageEvent, StartEvent, StepEvent, TrainingError, state_path
 
 TINY = dict(dataset="mnist", input_size=65, subset=256, batch_size=32, epochs=2, max_batches=3, eval_limit=100,
             log_every=1)
@@ -30,7 +30,8 @@ def run(config, **kwargs):
 
 def test_event_stream_shape(data_root, tmp_path):
     events = run(TrainConfig(**TINY, data_root=data_root, out=str(tmp_path / "m.safetensors")))
-    assert isinstance(events[0], StartEvent) and events[0].train_images == 256
+    assert events[0] == StageEvent("Loading MNIST…")
+    assert isinstance(events[1], StartEvent) and events[1].train_images == 256
     steps = [e for e in events if isinstance(e, StepEvent)]
     epochs = [e for e in events if isinstance(e, EpochEvent)]
     done = events[-1]
@@ -81,7 +82,7 @@ def test_resume_continues_where_the_state_file_left_off(data_root, tmp_path):
     full = run(TrainConfig(**TINY, data_root=data_root, out=str(tmp_path / "full.safetensors")))
     run(TrainConfig(**{**TINY, "epochs": 1}, data_root=data_root, out=str(out)))
     resumed = run(TrainConfig(**TINY, data_root=data_root, out=str(out)), resume=state_path(out))
-    assert resumed[0].start_epoch == 1
+    assert resumed[1].start_epoch == 1  # resumed[0]: the StageEvent
     assert [e.step for e in resumed if isinstance(e, StepEvent)] == [4, 5, 6]
     full_losses = [e.train_loss for e in full if isinstance(e, StepEvent)][3:]
     assert [e.train_loss for e in resumed if isinstance(e, StepEvent)] == pytest.approx(full_losses, rel=1e-4)
@@ -113,3 +114,83 @@ def test_real_mnist_training_learns(data_root):
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert steps[-1].train_loss < steps[0].train_loss * 0.5
     assert events[-1].test_accuracy > 0.6  # chance is 0.1; measured 0.83 with this config
+
+
+def test_time_limit_ends_the_run_between_steps_and_still_tests_the_model(data_root, tmp_path, monkeypatch):
+    import alexnet_demo.training as training
+    from alexnet_demo.checkpoints import load_checkpoint
+
+    clock = iter(range(1000))  # a fake perf_counter: one "second" per reading, so the limit falls mid-run
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    out = tmp_path / "m.safetensors"
+    events = run(TrainConfig(**{**TINY, "epochs": 3}, data_root=data_root, out=str(out), time_limit_s=12))
+    steps = [e.step for e in events if isinstance(e, StepEvent)]
+    done = events[-1]
+    assert 0 < len(steps) < 9 and done.cancelled and done.timed_out  # it stopped before its 9 steps
+    assert 0 <= done.test_accuracy <= 1 and sum(map(sum, done.confusion)) == 100  # tested as it was
+    model, meta = load_checkpoint(out)  # the file holds the weights that were tested
+    assert meta["timed_out"] and meta["steps_done"] == steps[-1] and meta["test_accuracy"] == done.test_accuracy
+
+
+def test_a_stopped_run_is_not_timed_out_and_gets_no_test(data_root):
+    stop = threading.Event()
+    stop.set()
+    done = run(TrainConfig(**TINY, data_root=data_root, time_limit_s=3600), stop=stop)[-1]
+    assert done.cancelled and not done.timed_out and done.test_accuracy is None
+
+
+def test_snapshots_come_at_the_expected_steps_change_nothing_and_pickle(data_root):
+    import pickle
+
+    from alexnet_demo.training import SnapshotEvent
+
+    config = dict(TINY, max_batches=5, log_every=2, data_root=data_root)  # 2 epochs of 5 steps
+    plain = run(TrainConfig(**config))
+    probe = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    probe[0, 4:24, 12:16] = 255  # a "1"
+    events = run(TrainConfig(**config, snapshot_every=3), probe=probe)
+    snaps = [e for e in events if isinstance(e, SnapshotEvent)]
+    assert [s.step for s in snaps] == [0, 3, 5, 6, 9, 10]  # step 0, every 3 steps, each epoch's end (5, 10)
+    assert [s.epoch for s in snaps] == [0, 0.6, 1, 1.2, 1.8, 2]
+    assert isinstance(events[1], StartEvent) and events[2] is snaps[0]
+    losses = lambda evs: [e.train_loss for e in evs if isinstance(e, StepEvent)]  # noqa: E731
+    assert losses(events) == losses(plain)  # the probe leaves no trace in the training
+    assert events[-1].test_accuracy == plain[-1].test_accuracy
+    s = snaps[-1]
+    assert list(s.probabilities) == sorted(s.probabilities, key=s.probabilities.get, reverse=True)
+    assert set(s.probabilities) == set("0123456789") and sum(s.probabilities.values()) == pytest.approx(1, abs=1e-5)
+    sides = {"conv1": 15, "conv2": 7, "conv3": 3, "conv4": 3, "conv5": 3}  # at 65 px
+    for name, side in sides.items():
+        assert s.maps[name].shape == (8, side, side) and s.maps[name].dtype == torch.float32
+        assert len(s.channels[name]) == len(set(s.channels[name])) == 8
+        means = s.maps[name].mean((1, 2))
+        assert torch.equal(means, means.sort(descending=True).values)  # most active first
+    assert s.filters.shape == (96, 1, 11, 11) and s.filters.device.type == "cpu"
+    assert not torch.equal(snaps[0].filters, s.filters)  # the filters moved
+    again = pickle.loads(pickle.dumps(events))  # the app may run the engine in a forked worker
+    assert torch.equal(again[2].maps["conv3"], snaps[0].maps["conv3"])
+    s.maps["conv1"].mul_(2)  # ordinary tensors, not inference-mode ones
+    with pytest.raises(ValueError, match="probe must be a uint8 image"):
+        run(TrainConfig(**config, snapshot_every=3), probe=torch.zeros(3, 32, 32, dtype=torch.uint8))
+
+
+def test_a_snapshot_leaves_batchnorm_statistics_and_train_mode_alone():
+    from alexnet_demo.models import CIFAR10_CLASSES, build_model
+    from alexnet_demo.snapshots import take_snapshot
+
+    torch.manual_seed(0)
+    model = build_model("cifar10", 50).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    shot = take_snapshot(model, torch.randn(1, 3, 50, 50), CIFAR10_CLASSES)
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert shot["filters"].shape == (96, 3, 11, 11) and shot["maps"]["conv5"].shape == (8, 3, 3)
+
+
+def test_the_staging_message_says_when_the_data_will_be_downloaded(tmp_path):
+    from alexnet_demo.training import staging_message
+
+    assert staging_message(TrainConfig(data_root=str(tmp_path))) == "Downloading MNIST (first run only, ~12 MB)…"
+    assert staging_message(TrainConfig(dataset="cifar10", data_root=str(tmp_path))).startswith("Downloading CIFAR-10")
+    for name in ("train", "test"):
+        (tmp_path / "cifar10-jpg" / name).mkdir(parents=True)
+    assert staging_message(TrainConfig(dataset="cifar10", data_root=str(tmp_path))) == "Loading CIFAR-10…"
