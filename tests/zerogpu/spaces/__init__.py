@@ -13,6 +13,8 @@ spaces 0.51.3's where an app can tell the difference (read from spaces/zero/deco
 - Closing the caller's generator (Stop, a closed tab: GeneratorExit) sets the child's stop event; the child
   closes the generator at its next yield (its `finally:` runs there) and the caller waits for that.
 - Past `duration` the child is killed and the caller raises gr.Error("GPU task aborted").
+- Values cross through multiprocessing's pickler, which torch extends: CPU tensors travel as shared memory, not
+  bytes; the child stays until the caller has read everything (the real worker outlives the call).
 
 Where it differs from the real package (the report in the tests says the same):
 - The real package keeps a worker process alive and may reuse it for a later call on the same GPU; this double
@@ -91,7 +93,7 @@ def _send(results, message) -> bool:
         return False
 
 
-def _child(task, arguments, results, stop) -> None:
+def _child(task, arguments, results, stop, released) -> None:
     global forked
     forked = True
     args, kwargs = pickle.loads(arguments)
@@ -116,6 +118,10 @@ def _child(task, arguments, results, stop) -> None:
     worker.start()
     worker.join()
     results.send(("end",))
+    # Stay until the caller has read everything: torch pickles CPU tensors as shared memory whose file descriptors
+    # the receiver fetches from this process (torch.multiprocessing's reductions, used by multiprocessing's
+    # pickler), as it does from the real package's long-lived worker.
+    released.wait(60)
 
 
 # ---- the caller --------------------------------------------------------------------------------------------
@@ -129,9 +135,10 @@ class _Call:
         calls.append((task.__name__, seconds))
         arguments = pickle.dumps((args, kwargs))  # unpicklable arguments fail here, in the caller, as for real
         self.results, sender = CONTEXT.Pipe(duplex=False)
-        self.stop = CONTEXT.Event()
+        self.stop, self.released = CONTEXT.Event(), CONTEXT.Event()
         self.deadline = time.monotonic() + seconds
-        self.process = CONTEXT.Process(target=_child, args=(task, arguments, sender, self.stop), daemon=True)
+        self.process = CONTEXT.Process(target=_child, args=(task, arguments, sender, self.stop, self.released),
+                                       daemon=True)
         self.process.start()
         sender.close()
 
@@ -159,6 +166,7 @@ class _Call:
             self.process.kill()
 
     def close(self) -> None:
+        self.released.set()
         self.process.join(5)
         self.kill()
         self.process.join()
