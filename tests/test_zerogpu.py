@@ -146,3 +146,19 @@ def test_the_train_tab_streams_stops_and_hands_back_its_model_through_zerogpu(da
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "all checks passed" in done.stdout
+
+
+def test_the_page_is_built_without_asking_cuda_anything():
+    """On ZeroGPU the main process only emulates CUDA (spaces/zero/torch/patching.py: is_available() is True and
+    get_device_name() answers a configured name; a real CUDA init raises). The page says "ZeroGPU" and
+    preselects the GPU recipe without a CUDA call: here any call to those fails the build."""
+    code = (
+        "import sys\nsys.path.insert(0, 'tests/zerogpu')\nimport spaces, torch\n"
+        "def asked(*a, **k):\n    raise AssertionError('CUDA was asked at page-build time')\n"
+        "torch.cuda.get_device_name = torch.cuda.get_device_properties = torch._C._cuda_init = asked\n"
+        "from alexnet_demo.ui import app, training as ui\n"
+        "assert 'ZeroGPU' in ui.device_line() and ui._form_defaults()['input_size'] == 224\n"
+        "app.build_demo()\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=DOUBLE.parent.parent, capture_output=True, text=True,
+                          env={**os.environ, "SPACES_ZERO_GPU": "true"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -36,7 +36,7 @@ def build_demo() -> gr.Blocks:
             sketch = drawing.tab(trained_mnist)
             image = photo.tab(trained_cifar)
             inside.tab(sketch, image, trained_mnist, trained_cifar)
-            training.tab(trained_last, trained_mnist, trained_cifar)
+            training.tab(trained_last, trained_mnist, trained_cifar, sketch, image)
             model.tab()
         demo.load(None, js=drawing.SELECT_BRUSH)
     demo.queue(default_concurrency_limit=4)
