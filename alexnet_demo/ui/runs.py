@@ -1,5 +1,6 @@
-"""The Train tab's memory of this visitor's session: the time-lapse of a run (snapshots as small pictures, a slider
-over them, an animated GIF) and every finished run (a table, their curves overlaid, any of them used or saved)."""
+"""How runs show on the Train tab: a run's outputs built from the engine's events in the main process (RunView),
+its time-lapse (snapshots as small pictures, a slider over them, an animated GIF), and every finished run of this
+browser session (a table, their curves overlaid, any of them used or saved)."""
 from __future__ import annotations
 
 import tempfile
@@ -46,19 +47,19 @@ def layers_image(maps: dict[str, torch.Tensor]) -> Image.Image:
     return image
 
 
-def snapshot_record(event) -> dict:
+def snapshot_record(event, total_steps: int | None = None) -> dict:
     """A SnapshotEvent as what the session keeps: its numbers and two small pictures (no tensors)."""
-    return {"step": event.step, "epoch": event.epoch, "probabilities": dict(event.probabilities),
+    return {"step": event.step, "total": total_steps, "epoch": event.epoch, "probabilities": dict(event.probabilities),
             "layers": layers_image(event.maps), "filters": filter_grid(event.filters)}
 
 
-def snapshot_caption(snapshot: dict, total: int | None = None) -> str:
+def snapshot_caption(snapshot: dict) -> str:
     top, p = next(iter(snapshot["probabilities"].items()))
-    of = f" of {total}" if total else ""
+    of = f" of {snapshot['total']}" if snapshot.get("total") else ""
     return f"Step {snapshot['step']}{of} (epoch {snapshot['epoch']:.2f}): it reads the probe as **{top}** ({p:.0%})."
 
 
-def timelapse_frame(snapshot: dict, total: int | None = None) -> Image.Image:
+def timelapse_frame(snapshot: dict) -> Image.Image:
     """One GIF frame: a caption line, the conv1 filters beside the layers' most active channels."""
     filters, layers = snapshot["filters"].convert("RGB"), snapshot["layers"].convert("RGB")
     width, height = filters.width + 12 + layers.width, max(filters.height, layers.height) + 24
@@ -66,7 +67,7 @@ def timelapse_frame(snapshot: dict, total: int | None = None) -> Image.Image:
     frame.paste(filters, (0, 24))
     frame.paste(layers, (filters.width + 12, 24))
     top, p = next(iter(snapshot["probabilities"].items()))
-    of = f"/{total}" if total else ""
+    of = f"/{snapshot['total']}" if snapshot.get("total") else ""
     ImageDraw.Draw(frame).text((2, 6), f"step {snapshot['step']}{of}   epoch {snapshot['epoch']:.2f}   "
                                        f"reads the probe as {top} ({p:.0%})   left: conv1 filters   "
                                        "right: most active channels conv1 .. conv5", fill="black")
@@ -77,8 +78,7 @@ def timelapse_gif(snapshots: list[dict], path: Path) -> str | None:
     """All snapshots as an animated GIF (0.25 s a frame, the last held 2 s, looping); None without snapshots."""
     if not snapshots:
         return None
-    total = snapshots[-1]["step"]
-    frames = [timelapse_frame(s, total) for s in snapshots]
+    frames = [timelapse_frame(s) for s in snapshots]
     durations = [250] * (len(frames) - 1) + [2000]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return str(path)
@@ -89,7 +89,7 @@ def timelapse_gif(snapshots: list[dict], path: Path) -> str | None:
 
 def run_record(number: int, config, curves: list[dict], event, classifier: Classifier | None) -> dict:
     """A finished run as the session keeps it: its settings, curves, result, model and checkpoint."""
-    ended = "time limit" if getattr(event, "timed_out", False) else "finished"
+    ended = "time limit" if event.timed_out else "finished"
     if event.test_accuracy is None:
         ended = "stopped"
     return {"name": f"run {number}", "dataset": config.dataset, "epochs": config.epochs,
@@ -158,7 +158,7 @@ def compare_figure(runs: list[dict] | None, names: list[str] | None) -> Figure |
     return fig
 
 
-# ---- a run on the page: train_run's outputs, by name ----------------------------------------------------------------------------
+# ---- a run on the page: train_run's outputs, by name -------------------------------------------------------------
 
 OUTPUTS = ("losses", "accuracies", "progress", "result", "confusion", "mistakes", "checkpoint", "trained",
            "probe", "layers", "filters", "snapshot_note", "snapshots", "timelapse", "gif", "runs", "runs_table",
@@ -188,7 +188,7 @@ class RunView:
     def __init__(self, config, runs: list[dict] | None):
         self.config, self.runs = config, runs or []
         self.losses, self.accuracies, self.snapshots = [], [], []
-        self.progress, self.last_yield = "Starting…", 0.0
+        self.progress, self.last_yield, self.total_steps = "Starting…", 0.0, None
 
     def outputs(self, event):
         """The tab's outputs after `event`, or None when they need not be sent yet (at most two updates a
@@ -207,8 +207,8 @@ class RunView:
             self.accuracies.append({"step": x, "value": event.eval_accuracy,
                                     "series": f"{event.eval_split} accuracy"})
         elif isinstance(event, SnapshotEvent):
-            self.snapshots.append(snapshot_record(event))
-            extra = self.snapshot_views(len(self.snapshots) - 1)
+            self.snapshots.append(snapshot_record(event, self.total_steps))
+            extra = snapshot_views(self.snapshots, -1)
         elif isinstance(event, DoneEvent):
             return self.done(event)
         if not urgent and time.monotonic() - self.last_yield < 0.5:
@@ -218,6 +218,7 @@ class RunView:
                      **extra)
 
     def start(self, event: StartEvent) -> None:
+        self.total_steps = event.total_steps
         self.progress = (f"Training on {event.device_name}: {event.train_images} images, "
                          f"{event.total_steps} steps, evaluating on {event.eval_images} {event.eval_split} images.")
         for rows, kind in ((self.losses, "loss"), (self.accuracies, "accuracy")):
@@ -230,10 +231,6 @@ class RunView:
         self.accuracies.append({"step": event.step, "value": event.train_accuracy, "series": "train accuracy"})
         self.progress = (f"Step {event.step} · epoch {event.epoch:.2f} of {self.config.epochs} · "
                          f"{event.images_per_s:.0f} images/s · ETA {event.eta_s:.0f} s")
-
-    def snapshot_views(self, index: int) -> dict:
-        return snapshot_views(self.snapshots, index)
-
 
     def done(self, event: DoneEvent) -> tuple:
         classifier = Classifier(event.model, event.meta) if event.model is not None else None
@@ -253,18 +250,18 @@ class RunView:
             runs=runs, runs_table=runs_table(runs),
             run_picker=gr.update(choices=names, value=names[-1] if names else None), compare=gr.update(
                 choices=names, value=names), compare_plot=compare_figure(runs, names),
-            **(self.snapshot_views(last) if self.snapshots else {}))
+            **(snapshot_views(self.snapshots, -1) if self.snapshots else {}))
 
 
 def snapshot_views(snapshots: list[dict], index) -> dict:
     """The time-lapse at snapshot `index`: the probe's probabilities, the layers' channels, the conv1 filters."""
-    snapshot = snapshots[min(int(index), len(snapshots) - 1)]
+    snapshot = snapshots[min(int(index), len(snapshots) - 1)]  # -1: the latest
     return {"probe": snapshot["probabilities"], "layers": snapshot["layers"], "filters": snapshot["filters"],
-            "snapshot_note": snapshot_caption(snapshot, snapshots[-1]["step"])}
+            "snapshot_note": snapshot_caption(snapshot)}
 
 
 def _ending(event: DoneEvent) -> str:
-    if getattr(event, "timed_out", False):
+    if event.timed_out:
         return "Done: the time limit ended training early; the test ran on the model as it was."
     return "Stopped." if event.cancelled else "Done."
 

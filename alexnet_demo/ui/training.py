@@ -211,8 +211,10 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
     """Build the tab; `sketch` and `photo` (the Draw and Photo tabs' inputs) are what the time-lapse watches."""
     defaults = _form_defaults()
     smallest = ", ".join(f"{d} ≥ {smallest_input_size(d)}" for d in DATASETS)
-    snapshots, runs = gr.State([]), gr.State([])  # this session's time-lapse and finished runs
     with gr.Tab("Train", id="train"):
+        # this session's time-lapse and finished runs (inside the Tab: a State directly under gr.Tabs shows
+        # up as a second, empty "Train" tab)
+        snapshots, runs = gr.State([]), gr.State([])
         gr.Markdown(device_line())
         with gr.Row():
             dataset = gr.Radio(list(DATASETS), value="mnist", label="Dataset")
@@ -247,7 +249,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
         with gr.Row(equal_height=False):
             timelapse = gr.Slider(0, 1, value=0, step=1, label="Replay training: drag through the snapshots",
                                   interactive=False, scale=3, elem_id="timelapse-slider")
-            gif = gr.File(label="Time-lapse (animated GIF)", interactive=False, scale=1)
+            gif = gr.File(label="Time-lapse (animated GIF)", interactive=False, scale=1, height=90)
         result = gr.Markdown()
         with gr.Row():
             confusion = gr.Plot(label="Confusion matrix (test)", show_label=False)
@@ -263,14 +265,14 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
             back = gr.Button("Back to the shipped models", scale=1)
             save = gr.Button("Save under checkpoints/trained/", scale=1)
         use_note = gr.Markdown()
-        download = gr.File(label="Last run's checkpoint (safetensors)", interactive=False)
+        download = gr.File(label="Last run's checkpoint (safetensors)", interactive=False, height=90)
+        watched = [c if c is not None else gr.State(None) for c in (sketch, photo)]
     components = dict(losses=loss_plot, accuracies=accuracy_plot, progress=progress, result=result,
                       confusion=confusion, mistakes=mistakes, checkpoint=download, trained=trained_last, probe=probe,
                       layers=layers, filters=filters, snapshot_note=snapshot_note, snapshots=snapshots,
                       timelapse=timelapse, gif=gif, runs=runs, runs_table=runs_table, run_picker=run_picker,
                       compare=compare, compare_plot=compare_plot)
     form = [dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp]
-    watched = [c if c is not None else gr.State(None) for c in (sketch, photo)]
     run = start.click(train_run, [*form, *watched, trained_mnist, trained_cifar, runs],
                       [components[name] for name in OUTPUTS], api_name="train",
                       concurrency_limit=2,  # the second visitor reaches the lock and is told "Busy" at once

@@ -2,7 +2,9 @@
 with SPACES_ZERO_GPU set: this script's folder comes first on sys.path, so `import spaces` is the double, and the
 app module decorates its device work with it when it loads. Prints "all checks passed" or fails an assert."""
 import multiprocessing
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +45,18 @@ def nothing_left():
     assert not ui.TRAIN_LOCK.locked(), "the training lock is still held"
     assert multiprocessing.active_children() == [], multiprocessing.active_children()
 
+
+# No data and no network: the engine's clear message crosses from the worker as a gr.Error (other exceptions
+# would arrive as their class name only)
+data, os.environ["ALEXNET_DEMO_DATA"] = os.environ["ALEXNET_DEMO_DATA"], tempfile.mkdtemp()
+try:
+    list(ui.train_run(*FORM))
+    raise AssertionError("a run without data did not fail")
+except ui.gr.Error as e:
+    assert "Looked in" in e.message and "ALEXNET_DEMO_DATA" in e.message, e.message
+os.environ["ALEXNET_DEMO_DATA"] = data
+nothing_left()
+print("no data: ok")
 
 # Stop (gradio closes the generator) after the first step: the worker ends, the lock is free
 stream = ui.train_run(*FORM)
