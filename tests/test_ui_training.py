@@ -74,7 +74,7 @@ def test_a_run_streams_curves_and_a_live_time_lapse_of_the_visitors_drawing(scri
     assert len(live) == 8 and live[-1]["probe"]["1"] > live[0]["probe"]["1"]  # what it reads, as it learns
     assert live[0]["filters"].size[0] > 100 and "Step 1" in live[0]["snapshot_note"]
     last = frames[-1]
-    assert last["progress"] == "Done." and "run 1: test accuracy 70.00%" in last["result"]
+    assert last["progress"] == "Done." and "Test accuracy 70.00%** (run 1)" in last["result"]
     assert len(last["snapshots"]) == 8 and last["gif"].endswith(".gif")
     assert last["timelapse"]["maximum"] == 7 and last["timelapse"]["interactive"]
     probabilities, layers, filters, note = train_tab.show_snapshot(last["snapshots"], 0)  # the slider, replayed
@@ -126,7 +126,7 @@ def test_a_finished_run_gives_accuracy_confusion_mistakes_a_file_and_a_model(dat
     from alexnet_demo.checkpoints import state_path
     monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
     last = named(list(train_tab.train_run(*FORM))[-1])
-    assert last["progress"] == "Done." and "test accuracy" in last["result"] and last["confusion"] is not None
+    assert last["progress"] == "Done." and "Test accuracy" in last["result"] and last["confusion"] is not None
     assert len(last["mistakes"]) > 0 and " → " in last["mistakes"][0][1]
     model = last["trained"]
     assert model.preset == "mnist" and len(model.predict(np.eye(28, dtype=np.uint8) * 255)) == 10

@@ -155,6 +155,7 @@ def compare_figure(runs: list[dict] | None, names: list[str] | None) -> Figure |
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes["accuracy"].set_ylim(0, 1)
+    fig.suptitle("Runs compared: dashed = training, solid with dots = test", fontsize=10)
     return fig
 
 
@@ -270,9 +271,9 @@ def _result(event: DoneEvent, name: str) -> str:
     if event.test_accuracy is None:
         return ("Stopped: the last completed epoch's checkpoint is below." if event.checkpoint
                 else "Stopped before an epoch ended.")
-    return (f"**{name}: test accuracy {event.test_accuracy:.2%}** on {sum(map(sum, event.confusion))} test images, "
-            f"{event.train_time_s:.0f} s of training. Scroll down to replay it, compare it with your other runs "
-            "and use it in the Draw and Photo tabs.")
+    return (f"**Test accuracy {event.test_accuracy:.2%}** ({name}) on {sum(map(sum, event.confusion))} test "
+            f"images, {event.train_time_s:.0f} s of training. Replay it with the slider above; compare it with "
+            "your other runs and use it in the Draw and Photo tabs below.")
 
 
 def show_snapshot(snapshots, index):

@@ -258,7 +258,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
         gr.Markdown("### Your runs (this browser session only)")
         runs_table = gr.Dataframe(session_runs.runs_table([]), interactive=False, elem_id="runs-table")
         compare = gr.CheckboxGroup([], label="Overlay these runs' curves")
-        compare_plot = gr.Plot(label="Runs compared (dashed: training, solid: test)", elem_id="compare-plot")
+        compare_plot = gr.Plot(show_label=False, elem_id="compare-plot")
         with gr.Row(equal_height=True):
             run_picker = gr.Dropdown([], label="Run", interactive=True, scale=1)
             use = gr.Button("Use this run in the Draw and Photo tabs", variant="primary", scale=2)

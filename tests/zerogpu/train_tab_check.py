@@ -78,7 +78,7 @@ live = [f for f in frames[:-1] if hasattr(f["layers"], "mode")]  # a picture, no
 assert len(live) >= 4 and live[0]["layers"].mode == "P", "the time-lapse did not stream"
 assert abs(sum(live[-1]["probe"].values()) - 1) < 1e-3
 last = frames[-1]
-assert last["progress"] == "Done." and "test accuracy" in last["result"]
+assert last["progress"] == "Done." and "Test accuracy" in last["result"]
 assert len(last["trained"].predict(DRAWING["composite"])) == 10
 assert len(last["snapshots"]) == len(live) and Path(last["gif"]).is_file()
 assert list(last["runs_table"]["run"]) == ["run 1"]
