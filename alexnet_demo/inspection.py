@@ -115,6 +115,20 @@ def filters_figure(model: torch.nn.Module) -> Figure:
     return fig
 
 
+def filter_grid(weights: torch.Tensor, columns: int = 12, upscale: int = 3) -> Image.Image:
+    """conv1 weights (N, C, k, k) as one small image, without a model or a Figure (a training snapshot's filters):
+    RGB tiles for colour inputs, gray for digits, each scaled from its own min (dark) to its max (light), white
+    1 px gaps."""
+    weight = weights.detach().float().cpu()
+    low = weight.amin(dim=(1, 2, 3), keepdim=True)
+    high = weight.amax(dim=(1, 2, 3), keepdim=True)
+    tiles = ((weight - low) / (high - low).clamp(min=1e-8)).repeat_interleave(upscale, 2).repeat_interleave(upscale, 3)
+    from torchvision.utils import make_grid
+    grid = make_grid(tiles, nrow=columns, padding=1, pad_value=1.0)  # always 3 channels: gray is repeated
+    array = grid.permute(1, 2, 0).mul(255).round().to(torch.uint8).numpy()
+    return Image.fromarray(array if weight.shape[1] == 3 else np.ascontiguousarray(array[..., 0]))
+
+
 def confusion_figure(confusion: list[list[int]], classes) -> Figure:
     """Test-set confusion matrix: rows the true class, columns the prediction, counts in each cell."""
     cm = np.array(confusion)

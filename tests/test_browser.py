@@ -151,6 +151,32 @@ def test_training_plot_grows(page, data_root):
     page.screenshot(path=str(SHOTS / "4-train.png"), full_page=True)
 
 
+def test_time_lapse_replays_the_run_and_the_runs_table_grows(page, data_root):
+    """After the run above: the replay slider moves the time-lapse back in time, the GIF is offered, the run is in
+    the session's table; a second, one-epoch run adds a row and overlays both runs' curves."""
+    page.get_by_role("tab", name="Train").click()
+    note = page.locator("text=/it reads the probe as/")
+    latest = note.inner_text()
+    slider = page.locator("#timelapse-slider input[type=range]")
+    assert slider.is_enabled()
+    slider.fill("0")
+    page.wait_for_function("(t) => [...document.querySelectorAll('p')].some(p => p.innerText.includes("
+                           "'reads the probe') && p.innerText !== t)", arg=latest, timeout=30_000)
+    assert "Step 0" in note.inner_text() or "Step 1 " in note.inner_text(), note.inner_text()
+    assert page.locator("text=/\\.gif/").count() >= 1  # the GIF offered (its long name is shortened)
+    table = page.locator("#runs-table")
+    assert "run 1" in table.inner_text() and "run 2" not in table.inner_text()
+    page.screenshot(path=str(SHOTS / "4-train-replay.png"), full_page=True)
+    page.locator("input[aria-label='Epochs']").fill("1")
+    page.locator("input[aria-label='Epochs']").press("Enter")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_function("() => document.querySelector('#runs-table')?.innerText.includes('run 2')",
+                           timeout=400_000)
+    page.wait_for_timeout(2000)
+    assert page.locator("#compare-plot img, #compare-plot svg, #compare-plot canvas").count() >= 1
+    page.screenshot(path=str(SHOTS / "4-train-two-runs.png"), full_page=True)
+
+
 def test_model_tab(page):
     page.get_by_role("tab", name="Model").click()
     page.wait_for_selector("text=46,764,746")

@@ -219,18 +219,16 @@ def test_visitors_cannot_fetch_files_outside_the_apps_folders(live_app):
     assert httpx.get(f"{url}/gradio_api/file={uploaded}", timeout=30).content == example.read_bytes()
 
 
-def test_on_zerogpu_the_run_is_wrapped_and_stops_inside_its_slot(tmp_path):
-    """With the `spaces` package (not ours: a stand-in that records its calls) and SPACES_ZERO_GPU set, training
-    runs inside @spaces.GPU(duration) and its wall-time cap leaves 20 s of the slot to test and save."""
-    (tmp_path / "spaces.py").write_text(
-        "calls = []\n"
-        "def GPU(duration):\n"
-        "    def wrap(fn):\n"
-        "        calls.append((duration, fn.__name__))\n"
-        "        return fn\n"
-        "    return wrap\n")
+def test_on_zerogpu_the_run_asks_for_a_slot_and_stops_inside_it():
+    """With the ZeroGPU double (tests/zerogpu/spaces) and SPACES_ZERO_GPU set, the device work runs inside
+    @spaces.GPU, its slot is estimated from the form and capped by the owner's ALEXNET_DEMO_GPU_DURATION, and the
+    run's time limit leaves 20 s of the slot to test and save."""
     run_in_a_fresh_process(
-        "import spaces\nfrom alexnet_demo.ui import training as ui\n"
-        "assert spaces.calls == [(90, 'train_run')], spaces.calls\n"
-        "assert ui.MAX_TRAIN_S == 70, ui.MAX_TRAIN_S\n",
-        PYTHONPATH=str(tmp_path), SPACES_ZERO_GPU="true", ALEXNET_DEMO_GPU_DURATION="90")
+        "import sys\nsys.path.insert(0, 'tests/zerogpu')\nimport spaces\nassert spaces.ZERO_GPU\n"
+        "from alexnet_demo.ui import training as ui\n"
+        "assert hasattr(ui.train_on_device, 'zerogpu')\n"
+        "big = ui.make_config('mnist', 30, 128, 1e-3, 'adam', 'none', 60000, 224, False, False)\n"
+        "assert ui.gpu_slot_s(big) == 90 and big.time_limit_s == 70, (ui.gpu_slot_s(big), big.time_limit_s)\n"
+        "small = ui.make_config('mnist', 1, 128, 1e-3, 'adam', 'none', 1000, 65, False, False)\n"
+        "assert 30 <= ui.gpu_slot_s(small) < 90 and small.time_limit_s == ui.gpu_slot_s(small) - 20\n",
+        SPACES_ZERO_GPU="true", ALEXNET_DEMO_GPU_DURATION="90")

@@ -1,6 +1,9 @@
-"""The Train tab's callbacks: the form's validation, a finished run's outputs, using a trained model."""
+"""The Train tab's callbacks: the form's validation, a run streamed from the engine's events (a scripted engine for
+speed, the real one once), the time-lapse, this session's runs, using a trained model."""
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 
 gr = pytest.importorskip("gradio")
 
@@ -28,15 +31,106 @@ def test_using_a_trained_model_changes_only_the_matching_tab(untrained_mnist, un
         train_tab.use_trained(None, None, None)
 
 
+FORM = ("mnist", 1, 32, 3e-4, "adam", "none", 256, 65, False, False)
+
+
+def named(outputs):
+    return dict(zip(train_tab.OUTPUTS, outputs))
+
+
+@pytest.fixture
+def scripted_engine(monkeypatch, untrained_mnist):
+    """The engine's interface played back (8 steps, a snapshot every 2, one epoch), with a real model: the tab's
+    handling of events in milliseconds. Records the probe it was given."""
+    from alexnet_demo.training import (DoneEvent, EpochEvent, SnapshotEvent, StageEvent, StartEvent,
+                                       StepEvent)
+    probes = []
+
+    def train(config, stop=None, probe=None, **kwargs):
+        probes.append(probe)
+        yield StageEvent("Loading MNIST…")
+        yield StartEvent("cpu", "a scripted CPU", 256, 300, "test", 8, 8, 0)
+        for step in range(1, 9):
+            yield StepEvent(step, step / 8, 2.3 - step / 10, step / 10, 100.0, 3e-4, step, 8 - step)
+            if step % config.snapshot_every == 0:
+                maps = {f"conv{i}": torch.rand(8, 13 - 2 * i, 13 - 2 * i) for i in range(1, 6)}
+                yield SnapshotEvent(step, step / 8, {"1": 0.5 + step / 20, "7": 0.5 - step / 20}, maps,
+                                    {name: list(range(8)) for name in maps}, torch.randn(96, 1, 11, 11))
+        yield EpochEvent(1, "test", 1.2, 0.7, 8.0, None)
+        confusion = np.eye(10, dtype=int).tolist()
+        yield DoneEvent(False, 1.2, 0.7, {}, confusion, [(torch.zeros(1, 28, 28, dtype=torch.uint8), "1", "7")],
+                        None, 9.0, 8.0, model=untrained_mnist.model, meta=dict(untrained_mnist.meta))
+    monkeypatch.setattr(train_tab, "train", train)
+    return probes
+
+
+def test_a_run_streams_curves_and_a_live_time_lapse_of_the_visitors_drawing(scripted_engine):
+    from conftest import sketch_value
+    frames = [named(o) for o in train_tab.train_run(*FORM, drawing=sketch_value())]
+    probe = scripted_engine[0]
+    assert probe.dtype == torch.uint8 and probe.shape == (1, 28, 28) and probe.max() > 0  # the drawing, as seen
+    assert "Loading MNIST…" in [f["progress"] for f in frames]
+    live = [f for f in frames[:-1] if hasattr(f["layers"], "mode")]  # 8 steps: a snapshot each
+    assert len(live) == 8 and live[-1]["probe"]["1"] > live[0]["probe"]["1"]  # what it reads, as it learns
+    assert live[0]["filters"].size[0] > 100 and "Step 1" in live[0]["snapshot_note"]
+    last = frames[-1]
+    assert last["progress"] == "Done." and "Test accuracy 70.00%** (run 1)" in last["result"]
+    assert len(last["snapshots"]) == 8 and last["gif"].endswith(".gif")
+    assert last["timelapse"]["maximum"] == 7 and last["timelapse"]["interactive"]
+    probabilities, layers, filters, note = train_tab.show_snapshot(last["snapshots"], 0)  # the slider, replayed
+    assert probabilities == live[0]["probe"] and "Step 1 of 8" in note
+    assert not train_tab.TRAIN_LOCK.locked()
+
+
+def test_without_a_drawing_the_engine_picks_its_own_probe(scripted_engine):
+    list(train_tab.train_run(*FORM))
+    assert scripted_engine == [None]
+
+
+@pytest.mark.parametrize("epochs,subset,batch", [(1, 256, 32), (1, 1248, 32), (1, 1280, 32), (3, 5000, 128),
+                                                  (5, 60000, 128), (30, 50000, 8)])
+def test_a_run_has_20_to_40_snapshots(epochs, subset, batch):
+    config = train_tab.make_config("mnist", epochs, batch, 1e-3, "adam", "none", subset, 65, False, False)
+    steps = epochs * (subset // batch)
+    snapshots = steps // config.snapshot_every
+    assert 20 <= snapshots <= 40 or (steps < 20 and config.snapshot_every == 1), (steps, config.snapshot_every)
+
+
+def test_runs_are_kept_per_session_compared_and_used(scripted_engine):
+    first_session = named(list(train_tab.train_run(*FORM))[-1])["runs"]
+    first_session = named(list(train_tab.train_run(*FORM, runs=first_session))[-1])
+    other_session = named(list(train_tab.train_run(*FORM, runs=[]))[-1])  # another browser: its own empty state
+    assert list(first_session["runs_table"]["run"]) == ["run 1", "run 2"]
+    assert list(other_session["runs_table"]["run"]) == ["run 1"]
+    assert first_session["run_picker"]["value"] == "run 2" and first_session["compare"]["value"] == ["run 1", "run 2"]
+    figure = first_session["compare_plot"]
+    labels = [line.get_label() for ax in figure.axes for line in ax.lines]
+    assert "run 2 · test accuracy" in labels and "run 1 · train loss" in labels
+    mnist, cifar, note = train_tab.use_run(first_session["runs"], "run 1", None, None)
+    assert mnist is first_session["runs"][0]["classifier"] and cifar is None and note.startswith("run 1")
+
+
+def test_only_the_newest_runs_keep_their_model_in_memory(untrained_mnist, tmp_path):
+    from alexnet_demo.checkpoints import save_checkpoint
+    from alexnet_demo.ui import runs
+    path = save_checkpoint(tmp_path / "old.safetensors", untrained_mnist.model, untrained_mnist.meta)
+    kept = []
+    for n in range(1, runs.MODELS_KEPT + 2):
+        kept = runs.add_run(kept, {"name": f"run {n}", "classifier": untrained_mnist, "checkpoint": str(path)})
+    assert kept[0]["classifier"] is None and kept[-1]["classifier"] is untrained_mnist
+    assert runs.run_classifier(kept[0]).preset == "mnist"  # reloaded from its checkpoint
+
+
 @pytest.mark.slow
 def test_a_finished_run_gives_accuracy_confusion_mistakes_a_file_and_a_model(data_root, monkeypatch):
-    from alexnet_demo.training import state_path
+    from alexnet_demo.checkpoints import state_path
     monkeypatch.setenv("ALEXNET_DEMO_DATA", data_root)
-    outputs = list(train_tab.train_run("mnist", 1, 32, 3e-4, "adam", "none", 256, 65, False, False))
-    losses, accuracies, progress, result, confusion, mistakes, checkpoint, model = outputs[-1]
-    assert progress == "Done." and "Test accuracy" in result and confusion is not None
-    assert len(mistakes) > 0 and " → " in mistakes[0][1]
+    last = named(list(train_tab.train_run(*FORM))[-1])
+    assert last["progress"] == "Done." and "Test accuracy" in last["result"] and last["confusion"] is not None
+    assert len(last["mistakes"]) > 0 and " → " in last["mistakes"][0][1]
+    model = last["trained"]
     assert model.preset == "mnist" and len(model.predict(np.eye(28, dtype=np.uint8) * 255)) == 10
-    assert checkpoint and not state_path(checkpoint).exists()
-    assert set(losses["series"]) == {"train loss", "test loss"}
+    assert last["checkpoint"] and not state_path(last["checkpoint"]).exists()
+    assert set(last["losses"]["series"]) == {"train loss", "test loss"} and isinstance(last["losses"], pd.DataFrame)
+    assert len(last["snapshots"]) >= 8  # 8 steps: one a step
     assert not train_tab.TRAIN_LOCK.locked()

@@ -39,7 +39,7 @@ def build_demo() -> gr.Blocks:
             image = photo.tab(trained_cifar)
             inside.tab(sketch, image, trained_mnist, trained_cifar)
             why.tab(sketch, image, trained_mnist, trained_cifar)
-            training.tab(trained_last, trained_mnist, trained_cifar)
+            training.tab(trained_last, trained_mnist, trained_cifar, sketch, image)
             model.tab()
         demo.load(None, js=drawing.SELECT_BRUSH)
     demo.queue(default_concurrency_limit=4)

@@ -1,27 +1,31 @@
-"""The Train tab: a form made from TrainConfig's choices, a run streamed as live loss and accuracy plots, the
-result, and the visitor's model for the other tabs (this browser session only; never over a shipped file)."""
+"""The Train tab: a form made from TrainConfig's choices, a run streamed as live curves and a time-lapse of the
+network learning, the result, and this session's runs to compare and use in the other tabs (never over a
+shipped file).
+
+On a ZeroGPU Space the device work runs in a forked worker process (`train_on_device`, decorated with
+`spaces.GPU`): everything it yields is pickled back, so it yields the engine's CPU events, and the rest (the lock,
+the plots, pictures and the session's runs) stays in the main process (`train_run`)."""
 from __future__ import annotations
 
 import os
 import tempfile
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 import torch
 
 from ..checkpoints import CHECKPOINT_DIR, save_checkpoint
 from ..config import OPTIMIZERS, SCHEDULES, TrainConfig, smallest_input_size
 from ..data import DATASETS, TRAIN_IMAGES, DataNotFoundError
 from ..inference import Classifier
-from ..inspection import confusion_figure, mistakes_gallery
-from ..training import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainingError, pick_device, train
-from .common import user_errors
+from ..training import TrainingError, train
+from . import runs as session_runs
+from .runs import OUTPUTS, RunView, frame, show_snapshot
+from .common import classifier_for, is_blank, user_errors
 
-TRAIN_LOCK = threading.Lock()  # one training run per machine
+TRAIN_LOCK = threading.Lock()  # one training run per machine, held in the main process
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "alexnet_demo"  # visitors' checkpoints; never checkpoints/
 
 
@@ -33,35 +37,59 @@ def _cap(name: str, default: int) -> int:
 MAX_EPOCHS = _cap("ALEXNET_DEMO_MAX_EPOCHS", 30)
 MAX_SUBSET = _cap("ALEXNET_DEMO_MAX_SUBSET", max(TRAIN_IMAGES.values()))
 MAX_TRAIN_S = _cap("ALEXNET_DEMO_MAX_TRAIN_S", 1800)
-GPU_DURATION = _cap("ALEXNET_DEMO_GPU_DURATION", 120)  # s: one ZeroGPU slot
+GPU_DURATION = _cap("ALEXNET_DEMO_GPU_DURATION", 120)  # s: the longest ZeroGPU slot a run may ask for
+SLOT_MARGIN_S = 20  # s of the slot left after training for the final test and the checkpoint
+SNAPSHOTS_MIN = 20  # time-lapse pictures per run: steps // (steps // 20) is 20 to 40 (runs of 20+ steps)
+# A guess, not a measurement: AlexNet images/s at 224 px on a ZeroGPU slice (half an H200) with bf16, training and
+# evaluation together. The slot asked for is charged to the visitor's quota, so an estimate beats the maximum.
+GPU_IMAGES_PER_S_224 = 4000
+TEST_IMAGES = 10_000  # both datasets' official test sets; evaluated after every epoch
+ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")  # as spaces.config reads it
 
-try:  # ZeroGPU on Hugging Face Spaces: GPU work runs inside @spaces.GPU; elsewhere nothing changes
+try:  # ZeroGPU on Hugging Face Spaces: device work runs inside @spaces.GPU; elsewhere nothing changes
     import spaces
 
-    gpu = spaces.GPU(duration=GPU_DURATION)
-    if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true"):  # set by ZeroGPU (spaces.config)
-        MAX_TRAIN_S = min(MAX_TRAIN_S, GPU_DURATION - 20)  # stop in time to test and save inside the slot
+    gpu = spaces.GPU
 except ImportError:
-    def gpu(fn):
-        return fn
+    def gpu(duration=None):
+        return lambda fn: fn
+
+
+def on_gpu() -> bool:
+    """Whether runs train on a GPU. Under ZeroGPU the main process has no GPU, only an emulation (torch's CUDA
+    calls answer with a configured device), so the answer is read from the environment, not from CUDA."""
+    return ZERO_GPU or torch.cuda.is_available()
 
 
 def device_line() -> str:
-    device = pick_device()
-    if device.type == "cuda":
+    if ZERO_GPU:
+        return (f"Runs on a **ZeroGPU** slot: a GPU lent for each run (at most {GPU_DURATION} s, counted against "
+                "your daily GPU quota), so the full-size recipe is preselected.")
+    if torch.cuda.is_available():
         return f"Runs on the GPU: **{torch.cuda.get_device_name(0)}**."
     return (f"Runs on a **CPU** ({os.cpu_count()} cores): training is slow here, so a small subset and a "
             "reduced input size are preselected. A GPU trains the full recipe in seconds to minutes.")
 
 
 def _form_defaults() -> dict:
-    on_gpu = pick_device().type == "cuda"
-    return {"epochs": 5 if on_gpu else 3, "batch_size": 128, "lr": 1e-3 if on_gpu else 3e-4,
-            "subset": 60000 if on_gpu else 5000, "input_size": 224 if on_gpu else 65}
+    """The form's starting values, the one place they come from (CPU values: a quick run that still learns)."""
+    if on_gpu():
+        return {"epochs": 5, "batch_size": 128, "lr": 1e-3, "subset": 60000, "input_size": 224}
+    return {"epochs": 3, "batch_size": 128, "lr": 3e-4, "subset": 5000, "input_size": 65}
+
+
+def gpu_slot_s(config: TrainConfig, probe=None) -> int:
+    """The ZeroGPU slot a run asks for (s): its images (training and every epoch's test) at its input size,
+    plus the margin to test and save; at least 30 s, at most the owner's ALEXNET_DEMO_GPU_DURATION."""
+    images = config.epochs * (min(config.subset or TRAIN_IMAGES[config.dataset], TRAIN_IMAGES[config.dataset])
+                              + TEST_IMAGES)
+    seconds = images * (config.input_size / 224) ** 2 / GPU_IMAGES_PER_S_224
+    return int(min(GPU_DURATION, max(30, 10 + seconds + SLOT_MARGIN_S)))
 
 
 def make_config(dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp) -> TrainConfig:
-    """The form's values as a validated TrainConfig, within the Space owner's caps; gr.Error if out of range."""
+    """The form's values as a validated TrainConfig, within the Space owner's caps; gr.Error if out of range.
+    Its time limit is the owner's cap, or on ZeroGPU the slot less the time to test and save."""
     def whole(name, value):
         if value is None or not float(value).is_integer():
             raise gr.Error(f"{name} must be a whole number, got {value!r}")
@@ -74,99 +102,90 @@ def make_config(dataset, epochs, batch_size, lr, optimizer, schedule, subset, in
         if subset > MAX_SUBSET:
             raise ValueError(f"subset={subset} is over this app's cap of {MAX_SUBSET} (ALEXNET_DEMO_MAX_SUBSET)")
         size = whole("input size", input_size) if input_size else None
-        return TrainConfig(dataset=dataset, epochs=epochs, batch_size=batch_size, lr=float(lr), optimizer=optimizer,
-                           schedule=schedule, subset=subset, input_size=size, augment=bool(augment),
-                           amp=bool(amp) and torch.cuda.is_available(), log_every=1, save_state=False,
-                           data_root=os.environ.get("ALEXNET_DEMO_DATA"))
+        steps = epochs * max(1, min(subset, TRAIN_IMAGES.get(dataset, subset)) // max(batch_size, 1))
+        config = TrainConfig(dataset=dataset, epochs=epochs, batch_size=batch_size, lr=float(lr),
+                             optimizer=optimizer, schedule=schedule, subset=subset, input_size=size,
+                             augment=bool(augment), amp=bool(amp) and on_gpu(), log_every=1, save_state=False,
+                             data_root=os.environ.get("ALEXNET_DEMO_DATA"),
+                             snapshot_every=max(1, steps // SNAPSHOTS_MIN), time_limit_s=MAX_TRAIN_S)
+    if ZERO_GPU:
+        config.time_limit_s = min(MAX_TRAIN_S, gpu_slot_s(config) - SLOT_MARGIN_S)
+    return config
 
 
-def _curves(rows: list[dict]):
-    """Long-format curve data with explicit dtypes (object columns make the plot treat numbers as categories).
-    No rows yet: leave the plot alone, since an empty first frame leaves gradio 6.31's LinePlot with no colour
-    domain, and it then draws no lines at all."""
-    if not rows:
-        return gr.skip()
-    frame = pd.DataFrame(rows, columns=["step", "value", "series"])
-    return frame.astype({"step": "int64", "value": "float64", "series": "str"})
+def probe_image(dataset: str, drawing=None, photo=None, trained_mnist=None, trained_cifar=None):
+    """What the time-lapse watches: the visitor's drawing (mnist) or photo (cifar10) as the network sees it,
+    uint8 (C, h, w) at native size; None (the engine then picks a test image) when there is none or it can't
+    be read."""
+    image, trained = (drawing, trained_mnist) if dataset == "mnist" else (photo, trained_cifar)
+    if is_blank(image):
+        return None
+    try:
+        seen = classifier_for(dataset, trained).preprocess(image)
+    except (gr.Error, ValueError, OSError):
+        return None
+    if seen is None:
+        return None
+    seen = torch.from_numpy(seen)
+    return seen[None] if seen.dim() == 2 else seen.permute(2, 0, 1).contiguous()
 
 
-def run_events(config: TrainConfig, stop: threading.Event):
-    """The engine's events, each with the tab's outputs after it: (event, outputs or None). None when the
-    outputs need not be sent (at most two updates a second, besides every epoch's end and the last)."""
-    losses, accuracies, last_yield = [], [], 0.0
-    progress = "Loading the data…"
-    yield None, (_curves(losses), _curves(accuracies), progress, "", None, [], None, None)
-    for event in train(config, stop=stop):
-        if isinstance(event, StartEvent):
-            progress = (f"Training on {event.device_name}: {event.train_images} images, "
-                        f"{event.total_steps} steps, evaluating on {event.eval_images} {event.eval_split} images.")
-            for rows, kind in ((losses, "loss"), (accuracies, "accuracy")):
-                # Every series from the first frame, with no value yet (drawn as nothing): gradio 6.31's
-                # LinePlot fixes its colour domain at its first frame and never draws a series added later.
-                rows += [{"step": 0, "value": None, "series": f"{split} {kind}"}
-                         for split in ("train", event.eval_split)]
-        elif isinstance(event, StepEvent):
-            losses.append({"step": event.step, "value": event.train_loss, "series": "train loss"})
-            accuracies.append({"step": event.step, "value": event.train_accuracy, "series": "train accuracy"})
-            progress = (f"Step {event.step} · epoch {event.epoch:.2f} of {config.epochs} · "
-                        f"{event.images_per_s:.0f} images/s · ETA {event.eta_s:.0f} s")
-        elif isinstance(event, EpochEvent):
-            x = losses[-1]["step"] if losses else 0
-            losses.append({"step": x, "value": event.eval_loss, "series": f"{event.eval_split} loss"})
-            accuracies.append({"step": x, "value": event.eval_accuracy, "series": f"{event.eval_split} accuracy"})
-        elif isinstance(event, DoneEvent):
-            yield event, _done_outputs(event, losses, accuracies, stop.is_set())
-            return
-        if time.monotonic() - last_yield > 0.5 or isinstance(event, EpochEvent):
-            last_yield = time.monotonic()
-            yield event, (_curves(losses), _curves(accuracies), progress, "", None, [], None, None)
-        else:
-            yield event, None
+@gpu(duration=gpu_slot_s)
+def train_on_device(config: TrainConfig, probe=None):
+    """The device work, in a ZeroGPU worker on a Space: the engine's events (CPU values; the model comes back on
+    the CPU in the DoneEvent). Errors about the visitor's choices become gr.Error here, since ZeroGPU passes only
+    a gr.Error's message back (of other exceptions only their class name)."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    with user_errors(TrainingError, DataNotFoundError, OSError):
+        yield from train(config, probe=probe)
 
 
-@gpu
-def train_run(dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp):
-    """Stream a training run: (loss curves, accuracy curves, progress, result, confusion, mistakes, file, model)."""
+def train_run(dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp,
+              drawing=None, photo=None, trained_mnist=None, trained_cifar=None, runs=None):
+    """Stream a training run as the tab's OUTPUTS. The lock is taken here, in the main process: inside a ZeroGPU
+    worker it would be the worker's own copy and serialise nothing."""
     config = make_config(dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp)
+    probe = probe_image(dataset, drawing, photo, trained_mnist, trained_cifar)
     if not TRAIN_LOCK.acquire(blocking=False):
         raise gr.Error("Busy: another visitor is training right now (one run per machine). Try again in a minute.")
-    stop = threading.Event()
-    timer = threading.Timer(MAX_TRAIN_S, stop.set)  # the Space owner's wall-time cap
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    config.out = str(OUTPUT_DIR / f"{dataset}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{id(stop):x}.safetensors")
-    stream = run_events(config, stop)
+    config.out = str(OUTPUT_DIR / f"{dataset}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{id(config):x}.safetensors")
+    events = train_on_device(config, probe)
     try:
-        timer.start()
-        with user_errors(TrainingError, DataNotFoundError, OSError):
-            for _, outputs in stream:
-                if outputs is not None:
-                    yield outputs
-    finally:  # normal end, error, Stop or a closed browser (GeneratorExit): free the device and the lock
-        stream.close()
-        timer.cancel()
+        for _, outputs in run_events(config, runs=runs, events=events):
+            if outputs is not None:
+                yield outputs
+    finally:  # normal end, error, Stop or a closed browser (GeneratorExit): end the device work, then unlock
+        events.close()
         TRAIN_LOCK.release()
 
 
-def _done_outputs(event: DoneEvent, losses, accuracies, timed_out: bool):
-    if event.test_accuracy is None:
-        result = "Stopped" + (f" at the {MAX_TRAIN_S} s cap" if timed_out else "") + \
-                 (": the last completed epoch's checkpoint is below." if event.checkpoint else " before an epoch ended.")
-    else:
-        result = (f"**Test accuracy {event.test_accuracy:.2%}** on {sum(map(sum, event.confusion))} test images, "
-                  f"{event.train_time_s:.0f} s of training. Press *Use this model* to try it in the other tabs.")
-    classifier = Classifier(event.model, event.meta) if event.model is not None else None
-    confusion = confusion_figure(event.confusion, event.meta["classes"]) if event.confusion else None
-    return (_curves(losses), _curves(accuracies), "Done." if not event.cancelled else "Stopped.", result,
-            confusion, mistakes_gallery(event.mistakes), event.checkpoint, classifier)
+def run_events(config: TrainConfig, stop: threading.Event | None = None, runs=None, events=None):
+    """(event, the tab's outputs or None) for each of the engine's events: `events` (train_run's, possibly from a
+    ZeroGPU worker), else a run of `config` here (benchmarks)."""
+    view = RunView(config, runs)
+    yield None, frame(progress="Starting…", result="", confusion=None, mistakes=[], checkpoint=None)
+    for event in events if events is not None else train(config, stop=stop):
+        yield event, view.outputs(event)
 
 
 def use_trained(trained: Classifier | None, mnist, cifar):
-    """Put the model just trained into this visitor's Draw and CIFAR tabs (never anyone else's)."""
+    """Put a trained model into this visitor's Draw and Photo tabs (never anyone else's)."""
     if trained is None:
         raise gr.Error("No finished model yet: train one first.")
     if trained.preset == "mnist":
         return trained, cifar, "Your MNIST model now reads your drawings (this browser session only)."
     return mnist, trained, "Your CIFAR-10 model now classifies your photos (this browser session only)."
+
+
+def use_run(runs, name, mnist, cifar):
+    """The run picked in the dropdown, into this visitor's Draw or Photo tab."""
+    mnist, cifar, note = use_trained(session_runs.run_classifier(session_runs.find_run(runs, name)), mnist, cifar)
+    return mnist, cifar, f"{name}: {note}"
+
+
+def save_run(runs, name):
+    return save_trained(session_runs.run_classifier(session_runs.find_run(runs, name)))
 
 
 def use_shipped():
@@ -188,10 +207,14 @@ def _subset_label(dataset: str) -> str:
     return f"Training images (subset, {dataset} has {TRAIN_IMAGES[dataset]})"
 
 
-def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State) -> None:
+def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State, sketch=None, photo=None) -> None:
+    """Build the tab; `sketch` and `photo` (the Draw and Photo tabs' inputs) are what the time-lapse watches."""
     defaults = _form_defaults()
     smallest = ", ".join(f"{d} ≥ {smallest_input_size(d)}" for d in DATASETS)
     with gr.Tab("Train", id="train"):
+        # this session's time-lapse and finished runs (inside the Tab: a State directly under gr.Tabs shows
+        # up as a second, empty "Train" tab)
+        snapshots, runs = gr.State([]), gr.State([])
         gr.Markdown(device_line())
         with gr.Row():
             dataset = gr.Radio(list(DATASETS), value="mnist", label="Dataset")
@@ -205,7 +228,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
             subset = gr.Number(value=defaults["subset"], precision=0, label="Training images (subset)")
             input_size = gr.Number(value=defaults["input_size"], precision=0, label=f"Input size, px ({smallest})")
             augment = gr.Checkbox(value=False, label="Augment (shift; CIFAR also flip)")
-            amp = gr.Checkbox(value=torch.cuda.is_available(), label="bf16 mixed precision (GPU)")
+            amp = gr.Checkbox(value=on_gpu(), label="bf16 mixed precision (GPU)")
         with gr.Row():
             start = gr.Button("Start training", variant="primary")
             stop = gr.Button("Stop", variant="stop")
@@ -215,25 +238,51 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
                                     elem_id="loss-plot")
             accuracy_plot = gr.LinePlot(x="step", y="value", color="series", title="Accuracy", height=280,
                                         y_lim=[0, 1], elem_id="accuracy-plot")
+        gr.Markdown("### Watch it learn\nYour drawing (Draw tab; for CIFAR-10 your photo) as the network reads it "
+                    "during training; with none, a test image.")
+        with gr.Row(equal_height=False):
+            probe = gr.Label(num_top_classes=5, label="What it reads", elem_id="probe-label")
+            layers = gr.Image(label="Most active channels, conv1 … conv5", interactive=False, format="png",
+                              height=240, scale=3, elem_id="timelapse-layers")
+            filters = gr.Image(label="conv1 filters", interactive=False, format="png", height=240, scale=2)
+        snapshot_note = gr.Markdown()
+        with gr.Row(equal_height=False):
+            timelapse = gr.Slider(0, 1, value=0, step=1, label="Replay training: drag through the snapshots",
+                                  interactive=False, scale=3, elem_id="timelapse-slider")
+            gif = gr.File(label="Time-lapse (animated GIF)", interactive=False, scale=1, height=90)
         result = gr.Markdown()
         with gr.Row():
             confusion = gr.Plot(label="Confusion matrix (test)", show_label=False)
             mistakes = gr.Gallery(label="Misclassified test images (true → predicted)", columns=5, height=360,
                                   format="png")
-        with gr.Row():
-            use = gr.Button("Use this model in Draw and Photo tabs")
-            back = gr.Button("Back to the shipped models")
-            save = gr.Button("Save under checkpoints/trained/")
-            download = gr.File(label="Checkpoint (safetensors)", interactive=False)
+        gr.Markdown("### Your runs (this browser session only)")
+        runs_table = gr.Dataframe(session_runs.runs_table([]), interactive=False, elem_id="runs-table")
+        compare = gr.CheckboxGroup([], label="Overlay these runs' curves")
+        compare_plot = gr.Plot(show_label=False, elem_id="compare-plot")
+        with gr.Row(equal_height=True):
+            run_picker = gr.Dropdown([], label="Run", interactive=True, scale=1)
+            use = gr.Button("Use this run in the Draw and Photo tabs", variant="primary", scale=2)
+            back = gr.Button("Back to the shipped models", scale=1)
+            save = gr.Button("Save under checkpoints/trained/", scale=1)
         use_note = gr.Markdown()
-    run = start.click(train_run, [dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment,
-                                  amp],
-                      [loss_plot, accuracy_plot, progress, result, confusion, mistakes, download, trained_last],
-                      api_name="train", concurrency_limit=2,
+        download = gr.File(label="Last run's checkpoint (safetensors)", interactive=False, height=90)
+        watched = [c if c is not None else gr.State(None) for c in (sketch, photo)]
+    components = dict(losses=loss_plot, accuracies=accuracy_plot, progress=progress, result=result,
+                      confusion=confusion, mistakes=mistakes, checkpoint=download, trained=trained_last, probe=probe,
+                      layers=layers, filters=filters, snapshot_note=snapshot_note, snapshots=snapshots,
+                      timelapse=timelapse, gif=gif, runs=runs, runs_table=runs_table, run_picker=run_picker,
+                      compare=compare, compare_plot=compare_plot)
+    form = [dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp]
+    run = start.click(train_run, [*form, *watched, trained_mnist, trained_cifar, runs],
+                      [components[name] for name in OUTPUTS], api_name="train",
+                      concurrency_limit=2,  # the second visitor reaches the lock and is told "Busy" at once
                       show_progress="minimal")  # no overlay dimming the live plots; the progress line says it
     stop.click(None, cancels=[run])
-    use.click(use_trained, [trained_last, trained_mnist, trained_cifar], [trained_mnist, trained_cifar, use_note],
+    timelapse.change(show_snapshot, [snapshots, timelapse], [probe, layers, filters, snapshot_note],
+                     api_name=False, show_progress="hidden")
+    compare.change(session_runs.compare_figure, [runs, compare], compare_plot, api_name=False)
+    use.click(use_run, [runs, run_picker, trained_mnist, trained_cifar], [trained_mnist, trained_cifar, use_note],
               api_name=False)
     back.click(use_shipped, None, [trained_mnist, trained_cifar, use_note], api_name=False)
-    save.click(save_trained, trained_last, use_note, api_name=False)
+    save.click(save_run, [runs, run_picker], use_note, api_name=False)
     dataset.change(lambda d: gr.update(label=_subset_label(d)), dataset, subset, api_name=False)
