@@ -131,6 +131,6 @@ def test_a_finished_run_gives_accuracy_confusion_mistakes_a_file_and_a_model(dat
     model = last["trained"]
     assert model.preset == "mnist" and len(model.predict(np.eye(28, dtype=np.uint8) * 255)) == 10
     assert last["checkpoint"] and not state_path(last["checkpoint"]).exists()
-    assert set(last["losses"]["series"]) == {"train loss", "test loss"} and isinstance(last["losses"], pd.DataFrame)
+    assert set(last["losses"]["series"]) == {"train loss", "validation loss"} and isinstance(last["losses"], pd.DataFrame)
     assert len(last["snapshots"]) >= 8  # 8 steps: one a step
     assert not train_tab.TRAIN_LOCK.locked()
