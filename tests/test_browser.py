@@ -167,8 +167,8 @@ def test_time_lapse_replays_the_run_and_the_runs_table_grows(page, data_root):
     table = page.locator("#runs-table")
     assert "run 1" in table.inner_text() and "run 2" not in table.inner_text()
     page.screenshot(path=str(SHOTS / "4-train-replay.png"), full_page=True)
-    page.locator("input[aria-label='Epochs']").fill("1")
-    page.locator("input[aria-label='Epochs']").press("Enter")
+    page.get_by_label("number input for Epochs").fill("1")
+    page.get_by_label("number input for Epochs").press("Enter")
     page.get_by_role("button", name="Start training").click()
     page.wait_for_function("() => document.querySelector('#runs-table')?.innerText.includes('run 2')",
                            timeout=400_000)
