@@ -26,3 +26,10 @@ def test_benchmark_runs_and_writes_json(which, extra, data_root, cifar_root, tmp
         for key, value in row.items():
             if key.endswith("per_s"):
                 assert value > 0
+
+
+def test_the_visitor_benchmark_runs_the_train_tabs_default_run(data_root, cifar_root, tmp_path):
+    assert bench.main(["visitor", "--tiny", "--data-root", data_root, "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "visitor.json").read_text())["rows"]
+    assert [r["dataset"] for r in rows] == ["mnist", "cifar10"]
+    assert all(0 < r["first_point_s"] < r["start_to_done_s"] and 0 <= r["test_accuracy"] <= 1 for r in rows)
