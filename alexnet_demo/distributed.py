@@ -1,5 +1,4 @@
-"""torchrun / DistributedDataParallel: the process group from torchrun's environment and the few collectives the
-engine needs. One process (no torchrun, or --nproc_per_node=1) uses none of this."""
+"""torchrun / DDP: the process group from torchrun's environment and the few collectives the engine needs."""
 from __future__ import annotations
 
 import os

@@ -27,80 +27,10 @@ from .checkpoints import load_state, round_to_float16_, save_checkpoint, save_st
 from .config import TrainConfig
 from .data import DOWNLOAD_SIZES, Dataset, dataset_on_disk, load_dataset, prepare_batch, stratified_split
 from .evaluation import confusion_matrix, evaluate, per_class_accuracy
+from .events import DoneEvent, EpochEvent, SnapshotEvent, StageEvent, StartEvent, StepEvent, TrainingError
 from .models import PRESETS, build_model
+from .optimization import Schedule, make_optimizer
 from .snapshots import take_snapshot
-
-# ---- events -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class StageEvent:
-    message: str  # what happens before training can start, e.g. "Downloading MNIST (first run only, ~12 MB)…"
-
-
-@dataclass
-class StartEvent:
-    device: str
-    device_name: str
-    train_images: int
-    eval_images: int
-    eval_split: str  # "validation" or "test"
-    steps_per_epoch: int
-    total_steps: int
-    start_epoch: int
-
-
-@dataclass
-class StepEvent:
-    step: int  # optimizer steps done in this run, counting resumed ones
-    epoch: float  # fractional epochs done
-    train_loss: float  # mean over the steps since the last event
-    train_accuracy: float
-    images_per_s: float  # over the steps since the last event
-    lr: float
-    elapsed_s: float
-    eta_s: float
-
-
-@dataclass
-class SnapshotEvent:
-    step: int                       # optimizer steps done (0: before training)
-    epoch: float                    # fractional epochs done
-    probabilities: dict[str, float] # the probe's class probabilities, highest first
-    maps: dict[str, torch.Tensor]   # "conv1".."conv5" -> (k, H, W) float32 CPU: the k=8 most active channels
-    channels: dict[str, list[int]]  # "conv1".."conv5" -> those channels' numbers, most active first
-    filters: torch.Tensor           # conv1 weights (96, C, 11, 11) float32 CPU
-
-
-@dataclass
-class EpochEvent:
-    epoch: int  # 1-based, completed
-    eval_split: str
-    eval_loss: float
-    eval_accuracy: float
-    elapsed_s: float
-    checkpoint: str | None
-
-
-@dataclass
-class DoneEvent:
-    cancelled: bool  # ended before its last epoch: `stop` was set, or the time limit passed (then timed_out)
-    test_loss: float | None
-    test_accuracy: float | None
-    per_class_accuracy: dict[str, float | None]  # None: the class had no test image
-    confusion: list[list[int]]  # [true][predicted] counts on the test images
-    mistakes: list[tuple]  # (uint8 image (C, h, w), true class, predicted class), at most 24
-    checkpoint: str | None  # the last completed epoch's file
-    elapsed_s: float
-    train_time_s: float  # optimizer steps only, without evaluation
-    model: torch.nn.Module | None = None  # on the CPU, eval mode
-    meta: dict = field(default_factory=dict)
-    timed_out: bool = False  # config.time_limit_s ended the run; unlike a stop, the model as it was is tested
-
-
-class TrainingError(RuntimeError):
-    """A run that could not go on (out of memory, data too small); the message says what to change."""
-
 
 # ---- pieces -------------------------------------------------------------------------------------------------
 
@@ -121,50 +51,6 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if device.type == "cpu" else device.type
-
-
-def make_optimizer(config: TrainConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    fused = device.type == "cuda"  # one kernel for the whole update instead of one per tensor
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
-                           weight_decay=config.weight_decay, fused=fused)
-
-
-class Schedule:
-    """The learning-rate schedule, called at the loop's two moments: after every optimizer step (onecycle: warm up
-    over the first 25%, then anneal linearly) and after every epoch's evaluation (plateau, the CIFAR write-up's:
-    ÷10 after 2 epochs without a lower evaluation loss). "none" keeps the optimizer's learning rate."""
-
-    def __init__(self, config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):
-        self.kind, self.scheduler = config.schedule, None
-        if self.kind == "onecycle":  # +1: the step after the last batch must not run past the schedule's end
-            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=config.lr, total_steps=total_steps + 1, pct_start=0.25, anneal_strategy="linear")
-        elif self.kind == "plateau":
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=2)
-
-    def after_step(self) -> None:
-        if self.kind == "onecycle":
-            self.scheduler.step()
-
-    def after_epoch(self, eval_loss: float) -> None:
-        if self.kind == "plateau":
-            self.scheduler.step(eval_loss)
-
-    def state_dict(self) -> dict:
-        """The scheduler's plain values, JSON-able: they go into the state file's progress record."""
-        if self.scheduler is None:
-            return {}
-        return {k: v for k, v in self.scheduler.state_dict().items()
-                if isinstance(v, (int, float, str, bool, type(None)))}
-
-    def load_state_dict(self, state: dict, step: int) -> None:
-        if self.scheduler is None:
-            return
-        if self.kind == "onecycle" and not state:  # state files written before schedules were saved
-            state = {"last_epoch": step}
-        self.scheduler.load_state_dict({**self.scheduler.state_dict(), **state})
 
 
 def train_step(model, optimizer, x, y, config: TrainConfig):

@@ -194,3 +194,16 @@ def test_the_staging_message_says_when_the_data_will_be_downloaded(tmp_path):
     for name in ("train", "test"):
         (tmp_path / "cifar10-jpg" / name).mkdir(parents=True)
     assert staging_message(TrainConfig(dataset="cifar10", data_root=str(tmp_path))) == "Loading CIFAR-10…"
+
+
+@pytest.mark.slow
+def test_the_timelapse_benchmark_runs_at_tiny_sizes(data_root, tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import timelapse
+
+    assert timelapse.main(["--tiny", "--data-root", data_root, "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "timelapse.json").read_text())["rows"]
+    assert rows[0]["snapshots"] == 0 and rows[1]["snapshots"] == 4 and rows[1]["images_per_s"] > 0
