@@ -269,6 +269,12 @@ class Ablation:
     effects: list[tuple[int, float]]  # (channel, change in P(top) with only it silenced), largest |change| first
 
 
+def ablation_candidates(preset: str, show: int = 16) -> int:
+    """How many channels an ablation measures one by one: each re-runs the layers after the ablated one, which at
+    224 px (mnist) keeps it under 300 ms only with as many as are shown; at 50 px (cifar10) 24 are cheap."""
+    return show if preset == "mnist" else 24
+
+
 def ablate(classifier, image, layer: str, k: int = 0, channels=(), candidates: int | None = None, show: int = 16
            ) -> Ablation:
     """Switch off the `k` most active channels of `layer` (mean activation on this input) and/or `channels`,
@@ -288,8 +294,8 @@ def ablate(classifier, image, layer: str, k: int = 0, channels=(), candidates: i
     top = int(original.argmax())
     strength = fmap[0].mean(dim=(1, 2))  # (C,)
     off = sorted(set(strength.argsort(descending=True)[:k].tolist()) | {int(c) for c in channels})
-    if candidates is None:  # each candidate re-runs the layers after `layer`: at 224 px (mnist) 16 keeps an
-        candidates = show if classifier.preset == "mnist" else 24  # ablation near 300 ms; 50 px (cifar10) is cheap
+    if candidates is None:
+        candidates = ablation_candidates(classifier.preset, show)
     chosen = score.argsort(descending=True)[:min(candidates, n)]  # silent channels (estimate 0) come last
     masks = torch.ones(1 + len(chosen), n)  # row 0: the requested ablation; row i: only chosen[i - 1] off
     masks[0, off] = 0

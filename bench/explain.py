@@ -74,7 +74,7 @@ def run(args) -> Path:
             row(preset, f"probe {transform} (31 points)", timed(lambda: E.probe(classifier, image, transform),
                                                                  calls), TARGETS_MS["probe"])
         for layer in ("conv5", "conv3", "conv1"):
-            row(preset, f"ablation {layer}, k=3 (+24 single-channel candidates)",
+            row(preset, f"ablation {layer}, k=3 (+{E.ablation_candidates(preset)} single-channel candidates)",
                 timed(lambda: E.ablate(classifier, image, layer, k=3), calls), TARGETS_MS["ablation"])
         path = index_path_for(classifier.source)
         if path.is_file():

@@ -140,14 +140,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--no-training", action="store_true", help="visitors only, no training run beside them")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     server, url, _ = serve_app()
     try:
-        alone = training_alone(url, min(args.seconds, 20))
+        alone = [] if args.no_training else training_alone(url, min(args.seconds, 20))
         time.sleep(2)
-        result = run_load(url, args.clients, args.seconds, args.out)
+        result = run_load(url, args.clients, args.seconds, args.out, with_training=not args.no_training)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -67,8 +67,11 @@ def tab(trained: gr.State) -> gr.Sketchpad:
                               height=300, object_fit="contain", format="png")
     answer = sketch.change(classify_digit, [sketch, trained], [label, note, kept], api_name="classify_digit",
                            show_progress="hidden", concurrency_limit=4, trigger_mode="always_last")
+    # One worker for all visitors' pictures (this tab's and the other's), so that the probabilities, which come
+    # first, never wait behind them (bench/load.py: 20 visitors drawing on 2 cores while a run trains).
     answer.then(digit_panel, [sketch, kept, trained, grids_open], [seen, top_maps, maps], api_name="digit_panel",
-                show_progress="hidden", concurrency_limit=4)
+                show_progress="hidden", concurrency_limit=1,
+                concurrency_id="pictures")
     every.expand(lambda: True, None, grids_open, api_name=False, queue=False).then(
         digit_grids, [sketch, kept, trained], maps, api_name=False, concurrency_limit=2)
     every.collapse(lambda: False, None, grids_open, api_name=False, queue=False)

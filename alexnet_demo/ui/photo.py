@@ -72,8 +72,11 @@ def tab(trained: gr.State) -> PhotoInput:
                               height=300, object_fit="contain", format="png")
     answer = photo.change(classify_image, [photo, trained], [label, note, kept], api_name="classify_image",
                           concurrency_limit=4)
+    # One worker for all visitors' pictures (this tab's and the other's), so that the probabilities, which come
+    # first, never wait behind them (bench/load.py: 20 visitors drawing on 2 cores while a run trains).
     answer.then(image_panel, [photo, kept, trained, grids_open], [seen, top_maps, maps], api_name="image_panel",
-                concurrency_limit=4)
+                concurrency_limit=1,
+                concurrency_id="pictures")
     every.expand(lambda: True, None, grids_open, api_name=False, queue=False).then(
         image_grids, [photo, kept, trained], maps, api_name=False, concurrency_limit=2)
     every.collapse(lambda: False, None, grids_open, api_name=False, queue=False)
