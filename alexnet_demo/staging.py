@@ -1,0 +1,146 @@
+"""What a run starts from: the data split and on the device, the model, optimizer and schedule (joining the process
+group under torchrun), all carried from stage to stage by a `Run`; and restoring one from a resume-state file."""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import distributed
+from .checkpoints import load_state
+from .config import TrainConfig
+from .data import DOWNLOAD_SIZES, Dataset, dataset_on_disk, load_dataset, prepare_batch, stratified_split
+from .models import PRESETS, build_model
+from .optimization import Schedule, make_optimizer
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if device.type == "cpu" else device.type
+
+
+def _stratified_take(data: Dataset, count: int | None, seed: int) -> Dataset:
+    if count is None or count >= len(data):
+        return data
+    _, keep = stratified_split(data.labels, count / len(data), seed)
+    return data.subset(keep)
+
+
+@dataclass
+class Run:
+    """What a run carries from stage to stage."""
+
+    config: TrainConfig
+    device: torch.device
+    generator: torch.Generator
+    classes: tuple[str, ...]
+    train_data: Dataset  # on the device
+    eval_data: Dataset  # on the device: validation images, or the test images when val_fraction is 0
+    eval_split: str
+    test: Dataset  # on the CPU until the final test
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    steps_per_epoch: int
+    extra_meta: dict
+    probe: torch.Tensor | None = None  # (1, C, H, W) prepared on the device, when snapshots are taken
+    world: distributed.World = field(default_factory=distributed.World)
+    net: torch.nn.Module | None = None  # what the steps call: `model`, or DDP around it under torchrun
+    started: float = field(default_factory=time.perf_counter)
+    start_epoch: int = 0
+    step: int = 0
+    train_time: float = 0.0  # s of optimizer steps, without evaluation
+    history: list = field(default_factory=list)
+    last_eval: dict | None = None
+    checkpoint: str | None = None
+    cancelled: bool = False
+    timed_out: bool = False
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def hardware(self) -> str:
+        name = device_name(self.device)
+        return name if self.world.size == 1 else f"{self.world.size} processes × {name}"
+
+
+def staging_message(config: TrainConfig) -> str:
+    name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[config.dataset]
+    if dataset_on_disk(config.dataset, config.data_root):
+        return f"Loading {name}…"
+    return f"Downloading {name} (first run only, {DOWNLOAD_SIZES[config.dataset]})…"
+
+
+def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tensor | None = None) -> Run:
+    """Under torchrun, join the process group; load the data, split off validation, take the subset, put it on
+    the device; build model and optimizer; prepare the snapshots' probe image (None: the first test image)."""
+    started = time.perf_counter()
+    device, world = pick_device(config.device), distributed.world_from_env()
+    if world.size > 1:
+        device = distributed.setup(world, device)
+        if config.batch_size % world.size:
+            raise ValueError(f"batch_size={config.batch_size} is out of range: it is the global batch, shared by "
+                             f"{world.size} processes (torchrun), so it must be a multiple of {world.size}")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    full_train = load_dataset(config.dataset, "train", config.data_root)
+    test = load_dataset(config.dataset, "test", config.data_root)
+    channels = PRESETS[config.preset].in_channels
+    if probe is not None and (probe.dtype != torch.uint8 or probe.dim() != 3 or probe.shape[0] != channels):
+        raise ValueError(f"probe must be a uint8 image ({channels}, h, w) like the {config.dataset} images, not "
+                         f"{probe.dtype} {tuple(probe.shape)}")
+    if config.snapshot_every:  # resized and normalized once, as evaluation prepares an image
+        probe = prepare_batch((test.images[0] if probe is None else probe)[None].to(device), config.preset,
+                              config.input_size, channels_last=config.channels_last)
+    if config.subset is not None and config.subset > len(full_train):
+        raise ValueError(f"subset={config.subset} is out of range: the {config.dataset} training set has "
+                         f"{len(full_train)} images")
+    if config.val_fraction > 0:
+        train_index, val_index = stratified_split(full_train.labels, config.val_fraction, config.seed)
+        train_data, eval_data, eval_split = full_train.subset(train_index), full_train.subset(val_index), "validation"
+    else:
+        train_data, eval_data, eval_split = full_train, test, "test"
+    train_data = _stratified_take(train_data, config.subset, config.seed)
+    eval_data = _stratified_take(eval_data, config.eval_limit, config.seed)
+    test = _stratified_take(test, config.eval_limit, config.seed)
+    if config.batch_size > len(train_data):
+        raise ValueError(f"batch_size={config.batch_size} is out of range: only {len(train_data)} training images")
+
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = build_model(config.preset, config.input_size).to(device, memory_format=memory_format)
+    optimizer = make_optimizer(config, model, device)
+    steps_per_epoch = len(train_data) // config.batch_size  # the last partial batch is dropped (BatchNorm)
+    if config.max_batches:
+        steps_per_epoch = min(steps_per_epoch, config.max_batches)
+    net = distributed.wrap(model, device) if world.size > 1 else model
+    return Run(config, device, generator, full_train.classes, train_data.to(device), eval_data.to(device),
+               eval_split, test, model, optimizer, Schedule(config, optimizer, config.epochs * steps_per_epoch),
+               steps_per_epoch, extra_meta or {}, probe if config.snapshot_every else None, world, net,
+               started=started)
+
+
+def restore(run: Run, path: str | Path) -> None:
+    """Continue from a training-state file: weights, optimizer, RNG, history and the schedule's position (every
+    rank reads the same file)."""
+    progress = load_state(Path(path), run.model, run.optimizer, run.generator)
+    run.start_epoch, run.history = progress["epoch"], progress.get("history", [])
+    run.step = run.start_epoch * run.steps_per_epoch
+    run.schedule.load_state_dict(progress.get("scheduler", {}), run.step)
