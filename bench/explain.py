@@ -47,6 +47,7 @@ def timed(fn, calls: int, warmup: int = 2) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run(args) -> Path:
+    from alexnet_demo import ablation as A
     from alexnet_demo import explain as E
     from alexnet_demo.channels import channel_examples, index_path_for, load_index
     from alexnet_demo.explain_figures import attribution_figure, top_channels_panel
@@ -74,8 +75,8 @@ def run(args) -> Path:
             row(preset, f"probe {transform} (31 points)", timed(lambda: E.probe(classifier, image, transform),
                                                                  calls), TARGETS_MS["probe"])
         for layer in ("conv5", "conv3", "conv1"):
-            row(preset, f"ablation {layer}, k=3 (+{E.ablation_candidates(preset)} single-channel candidates)",
-                timed(lambda: E.ablate(classifier, image, layer, k=3), calls), TARGETS_MS["ablation"])
+            row(preset, f"ablation {layer}, k=3 (+{A.ablation_candidates(preset)} single-channel candidates)",
+                timed(lambda: A.ablate(classifier, image, layer, k=3), calls), TARGETS_MS["ablation"])
         path = index_path_for(classifier.source)
         if path.is_file():
             t0 = time.perf_counter()

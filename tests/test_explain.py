@@ -9,6 +9,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from alexnet_demo import ablation as A
 from alexnet_demo import explain as E
 from alexnet_demo.checkpoints import CHECKPOINT_DIR
 from alexnet_demo.explain_figures import ablation_figure, attribution_figure, overlay, probe_figure, top_channels_panel
@@ -50,7 +51,7 @@ def test_nothing_drawn_is_a_clear_value_error(untrained_mnist):
     blank = np.zeros((480, 480, 4), np.uint8)
     for call in (lambda: E.grad_cam(untrained_mnist, blank), lambda: E.occlusion(untrained_mnist, blank),
                  lambda: E.probe(untrained_mnist, blank, "rotation"),
-                 lambda: E.ablate(untrained_mnist, blank, "conv1")):
+                 lambda: A.ablate(untrained_mnist, blank, "conv1")):
         with pytest.raises(ValueError, match="nothing drawn"):
             call()
 
@@ -61,11 +62,11 @@ def test_nothing_drawn_is_a_clear_value_error(untrained_mnist):
     (lambda c, i: E.grad_cam(c, i, target=10), r"class 10 does not exist: give one of .* an index 0-9"),
     (lambda c, i: E.occlusion(c, i, target=-1), r"class -1 does not exist"),
     (lambda c, i: E.occlusion(c, i, window=40), r"window <= 28"),
-    (lambda c, i: E.ablate(c, i, "conv5", k=257), r"k must be 0-256 \(conv5 has 256 channels\), not 257"),
-    (lambda c, i: E.ablate(c, i, "conv1", k=-1), r"k must be 0-96"),
-    (lambda c, i: E.ablate(c, i, "conv1", channels=(3, 96)),
+    (lambda c, i: A.ablate(c, i, "conv5", k=257), r"k must be 0-256 \(conv5 has 256 channels\), not 257"),
+    (lambda c, i: A.ablate(c, i, "conv1", k=-1), r"k must be 0-96"),
+    (lambda c, i: A.ablate(c, i, "conv1", channels=(3, 96)),
      r"channel\(s\) \[96\] do not exist: conv1 has channels 0-95"),
-    (lambda c, i: E.ablate(c, i, "pool1"), r"layer 'pool1' does not exist"),
+    (lambda c, i: A.ablate(c, i, "pool1"), r"layer 'pool1' does not exist"),
     (lambda c, i: E.probe(c, i, "blur"), r"transform 'blur' does not exist for mnist: choose one of \['shift_x'"),
     (lambda c, i: E.probe(c, i, "rotation", points=2), r"points must be 5-121"),
 ])
@@ -195,7 +196,7 @@ def test_flip_points_name_the_first_change_on_each_side():
 
 def test_ablating_nothing_changes_nothing_and_effects_are_exact(untrained_mnist):
     before = {k: v.clone() for k, v in untrained_mnist.model.state_dict().items()}
-    result = E.ablate(untrained_mnist, canvas_seven(), "conv4")
+    result = A.ablate(untrained_mnist, canvas_seven(), "conv4")
     assert result.switched_off == []
     np.testing.assert_allclose(result.ablated, result.original, atol=1e-6)
     x = untrained_mnist.to_batch(untrained_mnist.preprocess(canvas_seven()))
@@ -213,13 +214,13 @@ def test_ablation_switches_off_the_k_most_active_and_the_named(untrained_cifar):
     with torch.no_grad():
         _, maps = forward_with_maps(untrained_cifar.model, x)
     most = maps["conv2"][0].mean(dim=(1, 2)).argsort(descending=True)[:5].tolist()
-    result = E.ablate(untrained_cifar, PHOTO, "conv2", k=5, channels=(0, 7))
+    result = A.ablate(untrained_cifar, PHOTO, "conv2", k=5, channels=(0, 7))
     assert result.switched_off == sorted(set(most) | {0, 7})
     assert len(result.effects) == 16 and all(0 <= c < 256 for c, _ in result.effects)
 
 
 def test_with_every_channel_a_candidate_the_top_16_are_the_brute_force_top_16(untrained_cifar):
-    result = E.ablate(untrained_cifar, PHOTO, "conv5", candidates=256)
+    result = A.ablate(untrained_cifar, PHOTO, "conv5", candidates=256)
     x = untrained_cifar.to_batch(untrained_cifar.preprocess(PHOTO))
     masks = 1 - torch.eye(256)
     with torch.no_grad():
@@ -233,7 +234,7 @@ def test_with_every_channel_a_candidate_the_top_16_are_the_brute_force_top_16(un
 def test_the_shipped_weights_are_byte_identical_after_ablation(shipped_mnist):
     path = CHECKPOINT_DIR / "mnist.safetensors"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    result = E.ablate(shipped_mnist, canvas_seven(), "conv5", k=20)
+    result = A.ablate(shipped_mnist, canvas_seven(), "conv5", k=20)
     assert result.ablated[result.top] != pytest.approx(result.original[result.top], abs=1e-4)  # it did something
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
@@ -247,7 +248,7 @@ def test_figures_draw_with_labelled_colour_scales(untrained_mnist, untrained_cif
         labels = [ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
         assert len(labels) == 2 and "Grad-CAM" in labels[0] and "drop in P(" in labels[1]
         assert isinstance(probe_figure(E.probe(classifier, image, "scale", points=9)), Figure)
-        assert isinstance(ablation_figure(E.ablate(classifier, image, "conv3", k=2)), Figure)
+        assert isinstance(ablation_figure(A.ablate(classifier, image, "conv3", k=2)), Figure)
 
 
 def test_overlay_keeps_the_image_where_there_is_no_heat():

@@ -7,7 +7,7 @@ import re
 
 import gradio as gr
 
-from .. import channels, explain
+from .. import ablation, channels, explain
 from ..data import DataNotFoundError, load_dataset
 from ..explain_figures import ablation_figure, attribution_figure, probe_figure
 from ..models import CONV_LAYERS, PRESETS, layer_table
@@ -72,7 +72,7 @@ def ablate_answer(source, drawing, photo, layer="conv5", k=0, channel_numbers=""
     if k is None or not float(k).is_integer():
         raise gr.Error(f"k must be a whole number, not {k!r}")
     with user_errors():
-        result = explain.ablate(classifier, image, layer, k=int(k), channels=parse_channels(channel_numbers))
+        result = ablation.ablate(classifier, image, layer, k=int(k), channels=parse_channels(channel_numbers))
     top = result.classes[result.top]
     after = result.classes[int(result.ablated.argmax())]
     caption = (f"{len(result.switched_off)} of {layer}'s channels off: P({top}) {result.original[result.top]:.1%} → "
