@@ -278,6 +278,15 @@ def plot_overhead(args) -> Path:
 OWN_FILES = ("drawing", "explain", "timelapse", "visitor")  # bench/<name>.py, each with its own flags
 
 
+def own_parser(doc: str, tiny: str) -> argparse.ArgumentParser:
+    """A bench/<name>.py file's command line, with the flags they all take: --data-root, --tiny, --out."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=os.environ.get("ALEXNET_DEMO_DATA"))
+    parser.add_argument("--tiny", action="store_true", help=tiny)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in OWN_FILES:

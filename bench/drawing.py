@@ -8,7 +8,6 @@ digit": letters, scribbles and filled blobs drawn the same way, and how often ea
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -29,7 +28,8 @@ from alexnet_demo.confidence import BLOB, SURE  # noqa: E402
 from alexnet_demo.inference import load_classifier  # noqa: E402
 from alexnet_demo.preprocessing import ink_box, ink_map, stroke_fraction  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "bench"))
+from bench import own_parser  # noqa: E402
 CANVAS = 480  # the app's Sketchpad canvas, px
 HEIGHTS = (60, 100, 160, 250, 400)  # drawn ink height, canvas px
 WIDTHS = (6, 12, 18, 24, 36)  # brush width = 2 x gradio's Brush radius (the app's default_size=18 is width 36)
@@ -284,11 +284,8 @@ def run(args) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=os.environ.get("ALEXNET_DEMO_DATA"))
+    parser = own_parser(__doc__, tiny="a seconds-long pass over the code paths")
     parser.add_argument("--per-cell", type=int, default=200, help="test digits per cell, balanced over classes")
-    parser.add_argument("--tiny", action="store_true", help="a seconds-long pass over the code paths")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--calibrate", action="store_true", help="only measure MNIST's own stroke widths")
     args = parser.parse_args(argv)
     calibrate(args.data_root) if args.calibrate else run(args)

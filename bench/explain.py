@@ -6,7 +6,6 @@ strokes in alpha) and a CIFAR-10 example photo. Writes bench/results/explain.jso
 """
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 import time
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: bench.py's report and environment
-from bench import RESULTS, ROOT, environment, report  # noqa: E402
+from bench import RESULTS, ROOT, environment, own_parser, report  # noqa: E402
 
 TARGETS_MS = {"Grad-CAM + occlusion": 1000, "probe": 1500, "ablation": 300, "channel examples": 200}
 
@@ -107,10 +106,8 @@ def run(args) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = own_parser(__doc__, tiny="2 calls each: exercise the code paths only")
     parser.add_argument("--calls", type=int, default=20)
-    parser.add_argument("--tiny", action="store_true", help="2 calls each: exercise the code paths only")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     run(parser.parse_args(argv))
     return 0
 

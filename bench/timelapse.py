@@ -7,14 +7,12 @@ never staging, evaluation, or what the consumer does with an event). The first w
 """
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import RESULTS, environment, report  # noqa: E402  (bench.py also puts the repo root on sys.path)
+from bench import environment, own_parser, report  # noqa: E402  (bench.py also puts the repo root on sys.path)
 
 from alexnet_demo import TrainConfig  # noqa: E402
 from alexnet_demo.training import SnapshotEvent, StepEvent, pick_device, train  # noqa: E402
@@ -56,13 +54,10 @@ def run(args) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=os.environ.get("ALEXNET_DEMO_DATA"))
+    parser = own_parser(__doc__, tiny="tiny sizes: exercise the code path only")
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps per run")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--snapshot-every", type=int, default=10)
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes: exercise the code path only")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     run(parser.parse_args(argv))
     return 0
 

@@ -7,14 +7,13 @@ finished model's metadata, not from the page's text). `--tiny` runs a sliver of 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: bench.py's report and environment
-from bench import RESULTS, environment, report  # noqa: E402
+from bench import environment, own_parser, report  # noqa: E402
 
 
 def first_point(losses) -> bool:
@@ -64,11 +63,8 @@ def run(args) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=os.environ.get("ALEXNET_DEMO_DATA"))
+    parser = own_parser(__doc__, tiny="1 epoch of 640 images: the code path only")
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"], choices=["mnist", "cifar10"])
-    parser.add_argument("--tiny", action="store_true", help="1 epoch of 640 images: the code path only")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     run(parser.parse_args(argv))
     return 0
 
