@@ -95,3 +95,23 @@ def test_a_corrupt_upload_gets_a_clear_message(client, server):
     bad.write_text("not an image at all")
     with pytest.raises(Exception, match="not a readable image"):
         client.predict(handle_file(str(bad)), api_name="/classify_image")
+
+
+def test_the_why_views_answer_through_the_api(client, server, data_root):
+    """/explain, /probe, /ablate and /channel_examples take the same image inputs as /classify_digit and
+    /classify_image and answer with a figure and a sentence."""
+    path = digit_file(server[1], data_root)
+    drawn = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
+    figure, caption = client.predict("Drawing", drawn, None, "the predicted class", "conv5", api_name="/explain")
+    assert figure and "It answers 7" in caption.replace("**", "")
+    figure, summary = client.predict("Drawing", drawn, None, "rotation", api_name="/probe")
+    assert figure and summary.startswith("It ")
+    figure, caption = client.predict("Drawing", drawn, None, "conv3", 4, "1, 2", api_name="/ablate")
+    assert figure and "6 of conv3's channels off" in caption
+    figure, caption = client.predict("Drawing", drawn, None, "conv5", None, api_name="/channel_examples")
+    assert figure and "(the most active for your input)" in caption and "of 10,000 searched" in caption
+    example = handle_file(str(photo.EXAMPLES_DIR / "cifar10" / "cat.png"))
+    figure, caption = client.predict("Photo", None, example, "dog", "conv4", api_name="/explain")
+    assert figure and "explain **dog**" in caption
+    with pytest.raises(Exception, match="conv9 is not in the list of choices"):  # gradio checks the dropdown
+        client.predict("Drawing", drawn, None, "conv9", 0, "", api_name="/ablate")

@@ -154,7 +154,8 @@ def tab(sketch, photo, trained_mnist: gr.State, trained_cifar: gr.State) -> None
         source = gr.Radio(list(SOURCES), value="Drawing", label="Explain the answer for my")
         with gr.Accordion("1 · Where it looked", open=True):
             with gr.Row():
-                target = gr.Dropdown([PREDICTED, *PRESETS["mnist"].classes], value=PREDICTED,
+                # choices follow the source in the page; API callers may name any class (the callback checks it)
+                target = gr.Dropdown([PREDICTED, *PRESETS["mnist"].classes], value=PREDICTED, allow_custom_value=True,
                                      label="Explain the evidence for", info="why 7 … and why not 1?")
                 cam_layer = gr.Dropdown(list(CONV_LAYERS), value="conv5", label="Grad-CAM layer",
                                         info="conv3–4: finer maps")
@@ -164,7 +165,7 @@ def tab(sketch, photo, trained_mnist: gr.State, trained_cifar: gr.State) -> None
         with gr.Accordion("2 · What moves the answer: sweep one change", open=True):
             with gr.Row():
                 transform = gr.Dropdown(list(explain.transforms_for("mnist")), value="rotation",
-                                        label="Transformation")
+                                        allow_custom_value=True, label="Transformation")
                 probe_button = gr.Button("Sweep", variant="primary")
             probe_caption = gr.Markdown()
             probe_plot = gr.Plot(show_label=False, elem_id="why-probe")
