@@ -75,3 +75,9 @@ def test_channel_numbers_are_parsed_leniently_but_never_guessed():
     with pytest.raises(gr.Error, match="-1"):
         why.parse_channels("-1")
     assert np.array_equal(sorted(why.CHANNELS.values()), [96, 256, 256, 384, 384])
+
+
+@pytest.mark.parametrize("channel,message", [("x", "whole number, not 'x'"), ("-3", "whole number"), ("2.5", "whole")])
+def test_a_channel_number_that_is_not_one_gets_a_clear_message(untrained_mnist, channel, message):
+    with pytest.raises(gr.Error, match=message):
+        why.channel_answer("Drawing", sketch_value(), None, "conv3", channel, untrained_mnist, None, {})

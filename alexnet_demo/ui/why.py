@@ -108,10 +108,10 @@ def channel_answer(source, drawing=None, photo=None, layer="conv5", channel=None
     classifier = classifier_for(preset, trained_mnist if preset == "mnist" else trained_cifar)
     if layer not in CHANNELS:
         raise gr.Error(f"layer {layer!r} does not exist: choose one of {list(CHANNELS)}")
-    picked = channel in (None, "")
+    picked = channel is None or str(channel).strip() == ""
     if picked:
         channel = _most_active(classifier, drawing if preset == "mnist" else photo, layer)
-    if not float(channel).is_integer():
+    elif not str(channel).strip().isdigit():
         raise gr.Error(f"channel must be a whole number, not {channel!r}")
     try:
         index = _index_for(classifier, own)
@@ -180,8 +180,9 @@ def tab(sketch, photo, trained_mnist: gr.State, trained_cifar: gr.State) -> None
         with gr.Accordion("4 · What a channel likes: its favourite test images", open=True):
             with gr.Row():
                 channel_layer = gr.Dropdown(list(CONV_LAYERS), value="conv5", label="Layer")
-                channel = gr.Number(value=None, precision=0, label="Channel number",
-                                    info="empty: the most active one for your input", minimum=0)
+                # text, not gr.Number: a Number shows 0 when empty, and empty means "the most active for your input"
+                channel = gr.Textbox(value="", label="Channel number", placeholder="e.g. 41",
+                                     info="empty: the most active one for your input")
                 channel_button = gr.Button("Show", variant="primary")
                 build_button = gr.Button("Build it (your own model)")
             channel_caption = gr.Markdown()
