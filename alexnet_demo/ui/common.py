@@ -17,9 +17,6 @@ from ..inference import Classifier, Result, load_classifier
 from ..explain_figures import top_channels_panel
 from ..inspection import enlarge, feature_gallery
 
-LOW_CONFIDENCE = 0.5  # below this top probability the answer is shown as "not sure"
-
-
 @contextmanager
 def user_errors(*kinds: type[Exception]):
     """Turn the package's errors about the visitor's input (ValueError and `kinds`) into a message in the page."""

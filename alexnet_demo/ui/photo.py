@@ -7,9 +7,10 @@ from pathlib import Path
 import gradio as gr
 
 from ..models import PRESETS
-from .common import LOW_CONFIDENCE, current_result, grids, panel, run_model
+from .common import current_result, grids, panel, run_model
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+LOW_CONFIDENCE = 0.5  # below this top probability the photo may show none of the ten classes (digits: confidence.py)
 
 
 class PhotoInput(gr.Image):
