@@ -5,7 +5,6 @@ python -m alexnet_demo.channels index --checkpoint checkpoints/mnist.safetensors
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from safetensors import safe_open
 
-from .checkpoints import atomic_save
+from .checkpoints import atomic_save, sha256_of
 from .data import prepare_batch
 from .explain import layer_extent, place
 from .explain_figures import overlay
@@ -50,14 +49,6 @@ def index_path_for(checkpoint_path: str | os.PathLike) -> Path:
     """checkpoints/mnist.safetensors -> checkpoints/mnist.channels.safetensors"""
     path = Path(checkpoint_path)
     return path.with_name(path.name.removesuffix(".safetensors") + ".channels.safetensors")
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---- building ------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Checkpoints: safetensors weights + JSON metadata, written atomically, never unpickled; local first, then the Hub."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -89,6 +90,25 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
         raise CheckpointError(f"{path}: does not fit the {meta['preset']!r} model: {shown}")
     model.load_state_dict(state, assign=True)  # the file's tensors become the parameters (the check above: all)
     return model.eval(), meta
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def start_from(model: torch.nn.Module, path: str | os.PathLike, preset: str, input_size: int) -> dict:
+    """Copy a checkpoint's weights into `model` (a fine-tuning run's start); CheckpointError when the file holds
+    another model. Returns what the new checkpoint's metadata records of its parent."""
+    source, meta = load_checkpoint(path)
+    if meta["preset"] != preset or int(meta["input_size"]) != input_size:
+        raise CheckpointError(f"{path}: a {meta['preset']} model at {meta['input_size']} px cannot start a "
+                              f"{preset} run at {input_size} px")
+    model.load_state_dict(source.state_dict())
+    return {"init_sha256": sha256_of(path), "init_test_accuracy": meta.get("test_accuracy")}
 
 
 @torch.no_grad()

@@ -30,9 +30,15 @@ class TrainConfig:
     schedule: str = field(default="none", metadata={"help": "none, plateau (CIFAR write-up) or onecycle"})
     label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy label smoothing, 0 to 0.5"})
     augment: bool = field(default=False, metadata={"help": "random shift ±2 px (MNIST); crop ±4 px + flip (CIFAR)"})
+    bold: float = field(default=0.0, metadata={
+        "help": "share of training digits (0 to 1) given bold, loop-filling strokes as a thick brush draws them "
+                "(data.bold_strokes); MNIST only"})
     subset: int | None = field(default=None, metadata={"help": "training images to use, stratified; None: all"})
     val_fraction: float = field(default=0.0, metadata={
         "help": "held out of training (stratified) and evaluated each epoch; 0: evaluate on test each epoch"})
+    init: str | None = field(default=None, metadata={
+        "help": "checkpoint whose weights the run starts from (fine-tuning; same preset and input size); "
+                "None: fresh weights"})
     input_size: int | None = field(default=None, metadata={"help": "px, square; None: the preset's (224 / 50)"})
     amp: bool = field(default=False, metadata={"help": "bf16 autocast (CUDA only; slower on this CPU)"})
     channels_last: bool = field(default=True, metadata={"help": "NHWC memory format for the convolutions"})
@@ -76,6 +82,8 @@ class TrainConfig:
         need(_is_num(self.weight_decay) and 0 <= self.weight_decay <= 1, "weight_decay", "a number in [0, 1]")
         need(self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}")
         need(_is_num(self.label_smoothing) and 0 <= self.label_smoothing <= 0.5, "label_smoothing", "0 to 0.5")
+        need(_is_num(self.bold) and 0 <= self.bold <= 1 and (self.bold == 0 or self.dataset == "mnist"), "bold",
+             "a share from 0 to 1, and 0 unless the dataset is mnist (bold strokes are a drawing's)")
         need(self.subset is None or (_is_int(self.subset) and self.subset >= 2), "subset", "None or an integer ≥ 2")
         need(_is_num(self.val_fraction) and 0 <= self.val_fraction <= 0.5, "val_fraction", "a number in [0, 0.5]")
         low = smallest_input_size(self.preset)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .checkpoints import load_state
+from .checkpoints import load_state, start_from
 from .config import TrainConfig
 from .data import DOWNLOAD_SIZES, Dataset, dataset_on_disk, load_dataset, prepare_batch, stratified_split
 from .models import PRESETS, build_model
@@ -126,6 +126,8 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
 
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = build_model(config.preset, config.input_size).to(device, memory_format=memory_format)
+    if config.init:  # fine-tuning: the parent's weights, and its fingerprint in every checkpoint this run writes
+        extra_meta = {**start_from(model, config.init, config.preset, config.input_size), **(extra_meta or {})}
     optimizer = make_optimizer(config, model, device)
     steps_per_epoch = len(train_data) // config.batch_size  # the last partial batch is dropped (BatchNorm)
     if config.max_batches:

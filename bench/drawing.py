@@ -132,24 +132,27 @@ def sample(labels: torch.Tensor, per_class: int, seed: int = 0) -> np.ndarray:
     return np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)])
 
 
-def digit_cells(reader: Reader, images, labels, heights, widths) -> tuple[list[dict], tuple]:
-    """Accuracy per (height, width, style); and the target-cell digits' (top probability, stroke fraction)."""
+def digit_cells(readers: dict[str, Reader], images, labels, heights, widths) -> tuple[list[dict], dict]:
+    """Accuracy per (checkpoint, height, width, style), each cell drawn once and read by every checkpoint; and per
+    checkpoint the target-cell digits' (top probability, stroke fraction)."""
     skeletons = [skeleton_of(d) for d in images]
-    rows, target_top, target_stroke = [], [], []
+    rows, target_top, target_stroke = [], {n: [] for n in readers}, {n: [] for n in readers}
     for h in heights:
         for w in widths:
             drawn = [canvases(sk, h, w, seed=i) for i, sk in enumerate(skeletons)]
-            for style in STYLES:
-                p = reader.probabilities([d[style] for d in drawn])
-                correct = int((p.argmax(1) == labels).sum())
-                rows.append({"height": h, "width": w, "style": style, "target": w <= TARGET * h,
-                             "n": len(labels), "correct": correct, "accuracy": correct / len(labels)})
-                if w <= TARGET * h:
-                    target_top.append(p.max(1))
-                    target_stroke.append(reader.strokes[-len(labels):])
-            print(f"  height {h:3d} width {w:2d}: " + "  ".join(
-                f"{r['style']} {r['accuracy']:.1%}" for r in rows[-len(STYLES):]), flush=True)
-    return rows, (np.concatenate(target_top), np.concatenate(target_stroke))
+            for name, reader in readers.items():
+                for style in STYLES:
+                    p = reader.probabilities([d[style] for d in drawn])
+                    correct = int((p.argmax(1) == labels).sum())
+                    rows.append({"checkpoint": name, "height": h, "width": w, "style": style,
+                                 "target": w <= TARGET * h, "n": len(labels), "correct": correct,
+                                 "accuracy": correct / len(labels)})
+                    if w <= TARGET * h:
+                        target_top[name].append(p.max(1))
+                        target_stroke[name].append(reader.strokes[-len(labels):])
+                print(f"  {name}: height {h:3d} width {w:2d}: " + "  ".join(
+                    f"{r['style']} {r['accuracy']:.1%}" for r in rows[-len(STYLES):]), flush=True)
+    return rows, {n: (np.concatenate(target_top[n]), np.concatenate(target_stroke[n])) for n in readers}
 
 
 # ---- not a digit ---------------------------------------------------------------------------------------------
@@ -219,14 +222,14 @@ def not_digits(reader: Reader, digits: tuple, tiny: bool) -> list[dict]:
 # ---- report --------------------------------------------------------------------------------------------------
 
 
-def table(rows: list[dict], style: str | None, heights, widths) -> str:
+def table(rows: list[dict], style: str | None, heights, widths, checkpoint: str) -> str:
     """Rows: height; columns: brush width; '*' marks target cells. style None: the worst of the styles."""
     lines = [f"{'height':>6} | " + " | ".join(f"w={w:<5}" for w in widths)]
     for h in heights:
         cell = []
         for w in widths:
             acc = min(r["accuracy"] for r in rows if r["height"] == h and r["width"] == w
-                      and (style is None or r["style"] == style))
+                      and r["checkpoint"] == checkpoint and (style is None or r["style"] == style))
             cell.append(f"{acc:6.1%}{'*' if w <= TARGET * h else ' '}")
         lines.append(f"{h:>6} | " + " | ".join(cell))
     return "\n".join(lines)
@@ -245,26 +248,28 @@ def calibrate(data_root) -> dict:
 
 
 def run(args) -> Path:
-    classifier = load_classifier("mnist")
-    reader = Reader(classifier)
+    readers = {name: Reader(load_classifier(name)) for name in args.checkpoint}
     data = load_dataset("mnist", "test", args.data_root, download=False)
     per_class = max(1, (2 if args.tiny else args.per_cell) // 10)
     index = sample(data.labels, per_class)
     images, labels = data.images[index, 0].numpy(), data.labels[index].numpy()
-    heights, widths = ((60, 250), (6, 36)) if args.tiny else (HEIGHTS, WIDTHS)
+    heights, widths = ((60, 250), (6, 36)) if args.tiny else (args.heights or HEIGHTS, args.widths or WIDTHS)
     started = time.time()
-    rows, digits = digit_cells(reader, images, labels, heights, widths)
-    refusal = not_digits(reader, digits, args.tiny)
+    rows, digits = digit_cells(readers, images, labels, heights, widths)
+    refusal = {name: not_digits(reader, digits[name], args.tiny) for name, reader in readers.items()}
     n = len(labels)
-    print(f"\nAccuracy (%), {n} digits per cell ({per_class} per class); '*': brush <= {TARGET:.0%} of height. "
-          f"Binomial noise at 97%: +-{math.sqrt(0.97 * 0.03 / n):.1%} (1 s.e.)")
-    for style in (*STYLES, None):
-        print(f"\n{style or 'worst of the three styles'}:\n{table(rows, style, heights, widths)}")
-    print("\nFraction called 'not sure' (top probability below the threshold):")
-    for r in refusal:
-        print(f"  {r['kind']:>21} (n={r['n']:4d}): " + "  ".join(f"<{t}: {r[f'below_{t}']:.0%}" for t in THRESHOLDS)
-              + f"  | stroke > {BLOB}: {r['bolder_than_blob']:.1%}  doubt(): {r['doubt']:.1%}")
-    ms = np.array(reader.seconds) * 1000
+    for name, reader in readers.items():
+        print(f"\n== {name} ({reader.classifier.source}) ==\nAccuracy (%), {n} digits per cell ({per_class} per "
+              f"class); '*': brush <= {TARGET:.0%} of height. Binomial noise at 97%: "
+              f"+-{math.sqrt(0.97 * 0.03 / n):.1%} (1 s.e.)")
+        for style in (*STYLES, None):
+            print(f"\n{style or 'worst of the three styles'}:\n{table(rows, style, heights, widths, name)}")
+        print("\nFraction called 'not sure' (top probability below the threshold):")
+        for r in refusal[name]:
+            print(f"  {r['kind']:>21} (n={r['n']:4d}): "
+                  + "  ".join(f"<{t}: {r[f'below_{t}']:.0%}" for t in THRESHOLDS)
+                  + f"  | stroke > {BLOB}: {r['bolder_than_blob']:.1%}  doubt(): {r['doubt']:.1%}")
+    ms = np.concatenate([reader.seconds for reader in readers.values()]) * 1000
     print(f"\npreprocessing per {CANVAS}x{CANVAS} canvas: p50 {np.median(ms):.2f} ms, p90 {np.percentile(ms, 90):.2f} ms"
           f"; whole run {time.time() - started:.0f} s")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -277,6 +282,9 @@ def run(args) -> Path:
         "height": "the drawn ink's height in canvas px", "target": f"brush width <= {TARGET} x height",
         "styles": {"sketchpad_rgba": "hard-edged strokes in alpha, transparent background",
                    "dark_on_white": "RGB, anti-aliased (2x supersampled)", "light_on_dark": "RGB, anti-aliased"},
+        "checkpoints": {name: {"source": str(reader.classifier.source),
+                               "test_accuracy": reader.classifier.meta.get("test_accuracy")}
+                        for name, reader in readers.items()},
         "preprocess_ms_p50": float(np.median(ms)), "preprocess_ms_p90": float(np.percentile(ms, 90)),
         "rows": rows, "not_a_digit": refusal}, indent=2))
     print(f"-> {path}")
@@ -287,7 +295,13 @@ def main(argv=None) -> int:
     parser = own_parser(__doc__, tiny="a seconds-long pass over the code paths")
     parser.add_argument("--per-cell", type=int, default=200, help="test digits per cell, balanced over classes")
     parser.add_argument("--calibrate", action="store_true", help="only measure MNIST's own stroke widths")
+    parser.add_argument("--checkpoint", action="append", default=None,
+                        help="a preset name or .safetensors file to read with; repeat to compare side by side on "
+                             "the same drawings (default: mnist, the shipped file)")
+    parser.add_argument("--heights", type=int, nargs="+", help=f"ink heights, canvas px (default {HEIGHTS})")
+    parser.add_argument("--widths", type=int, nargs="+", help=f"brush widths, canvas px (default {WIDTHS})")
     args = parser.parse_args(argv)
+    args.checkpoint = args.checkpoint or ["mnist"]
     calibrate(args.data_root) if args.calibrate else run(args)
     return 0
 

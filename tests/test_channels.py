@@ -93,7 +93,7 @@ def test_the_shipped_index_reads_fast_and_matches_its_checkpoint(preset, channel
     path = index_path_for(checkpoint)
     if not path.is_file():
         pytest.skip(f"{path} has not been built (python -m alexnet_demo.channels index --checkpoint {checkpoint})")
-    from alexnet_demo.channels import sha256_of
+    from alexnet_demo.checkpoints import sha256_of
     index = load_index(path)
     assert index.meta["checkpoint_sha256"] == sha256_of(checkpoint)
     assert index.meta["images_used"] == 10_000

@@ -149,7 +149,8 @@ def test_drawing_benchmark_tiny_run_writes_its_tables(data_root, tmp_path):
     assert drawing.main(["--tiny", "--data-root", data_root, "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "drawing.json").read_text())
     assert {r["style"] for r in result["rows"]} == {"sketchpad_rgba", "dark_on_white", "light_on_dark"}
-    assert all(0 <= r["accuracy"] <= 1 for r in result["rows"]) and result["not_a_digit"]
+    assert all(0 <= r["accuracy"] <= 1 for r in result["rows"]) and result["not_a_digit"]["mnist"]
+    assert {r["checkpoint"] for r in result["rows"]} == {"mnist"} and result["checkpoints"]["mnist"]["test_accuracy"]
 
 
 # ---- "not sure" -------------------------------------------------------------------------------------------------
