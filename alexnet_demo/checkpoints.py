@@ -75,7 +75,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
         raise CheckpointError(f"{path}: unknown preset {meta['preset']!r} (known: {sorted(PRESETS)})")
     try:  # on the meta device: random init of 47M weights that the file replaces costs ~0.7 s on 2 cores
         with torch.device("meta"):
-            model = build_model(meta["preset"], int(meta["input_size"]), num_classes=len(meta["classes"]))
+            model = build_model(meta["preset"], int(meta["input_size"]), num_classes=len(meta["classes"]),
+                                batch_norm=bool(meta.get("batch_norm", False)))  # files before the option: False
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}

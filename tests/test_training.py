@@ -18,6 +18,7 @@ TINY = dict(dataset="mnist", input_size=65, subset=256, batch_size=32, epochs=2,
     ("lr", 0.0, "lr=0.0"), ("lr", -1.0, "lr"), ("lr", math.nan, "lr"), ("lr", 1e9, "lr"),
     ("batch_size", 0, "batch_size"), ("input_size", 64, "from 65"), ("optimizer", "lbfgs", "optimizer"),
     ("schedule", "cosine", "schedule"), ("dataset", "imagenet", "dataset"), ("preset", "cifar10", "preset"),
+    ("dropout", 1.0, "dropout=1.0 is out of range"), ("dropout", -0.1, "dropout"), ("batch_norm", 1, "batch_norm"),
 ])
 def test_invalid_config_names_the_field_and_range(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -207,3 +208,29 @@ def test_the_timelapse_benchmark_runs_at_tiny_sizes(data_root, tmp_path):
     assert timelapse.main(["--tiny", "--data-root", data_root, "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "timelapse.json").read_text())["rows"]
     assert rows[0]["snapshots"] == 0 and rows[1]["snapshots"] == 4 and rows[1]["images_per_s"] > 0
+
+
+def test_a_batch_norm_run_rebuilds_from_its_checkpoint_and_runs_through_the_views(data_root, tmp_path):
+    """A BN model trained a few steps: its file says batch_norm, loads with a BN after every conv and the same
+    weights, and the Draw / Inside / Why views (maps, Grad-CAM, ablation) run on it as on the trained model."""
+    from alexnet_demo import ablation as A
+    from alexnet_demo import explain as E
+    from alexnet_demo.inference import Classifier, load_classifier
+    from test_preprocessing import stroke_canvas
+
+    config = TrainConfig(**{**TINY, "epochs": 1}, batch_norm=True, dropout=0.0, data_root=data_root,
+                         out=str(tmp_path / "bn.safetensors"))
+    done = run(config)[-1]
+    assert done.meta["batch_norm"] is True and done.meta["config"]["dropout"] == 0.0
+    loaded = load_classifier(done.checkpoint)
+    assert loaded.model.features.bn5.num_features == 256 and loaded.model.features.conv5.bias is None
+    for name, tensor in done.model.state_dict().items():  # running statistics included
+        assert torch.equal(tensor, loaded.model.state_dict()[name]), name
+    fresh = Classifier(done.model, done.meta)
+    digit = stroke_canvas()
+    assert loaded.predict(digit) == pytest.approx(fresh.predict(digit))
+    maps = loaded.feature_maps(digit)
+    assert list(maps) == ["conv1", "conv2", "conv3", "conv4", "conv5"] and maps["conv3"].shape == (384, 3, 3)
+    assert E.grad_cam(loaded, digit, layer="conv3").heat.shape == (28, 28)
+    ablation = A.ablate(loaded, digit, "conv4", k=3)
+    assert len(ablation.switched_off) == 3 and ablation.ablated.shape == (10,)
