@@ -18,6 +18,13 @@ def test_a_recipe_gives_its_settings_and_flags_override_them():
     assert plain.epochs == 5 and plain.schedule == "none" and plain.input_size == 224  # TrainConfig's defaults
 
 
+def test_the_batch_norm_and_dropout_flags_reach_the_config():
+    config, _ = parse_config(["--batch-norm", "--dropout", "0", "--label-smoothing", "0.1"])
+    assert config.batch_norm is True and config.dropout == 0.0 and config.label_smoothing == 0.1
+    plain, _ = parse_config([])
+    assert plain.batch_norm is False and plain.dropout == 0.5  # the write-ups' layers
+
+
 def test_bad_flags_exit_with_a_message(capsys):
     assert train_main(["--epochs", "0"]) == 2
     assert "epochs=0 is out of range" in capsys.readouterr().err

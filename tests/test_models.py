@@ -106,3 +106,45 @@ def test_forward_walk_masks_silence_channels_downstream_without_touching_weights
     assert maps["conv3"][0, :10].abs().sum() == 0 and plain_maps["conv3"][0, :10].abs().sum() > 0
     assert not torch.allclose(masked, plain)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("preset", ["mnist", "cifar10"])
+def test_batch_norm_model_has_a_batchnorm_after_every_conv_and_no_conv_bias(preset):
+    model = build_model(preset, batch_norm=True)
+    names = [name for name, _ in model.features.named_children()]
+    for conv in CONV_LAYERS:
+        bn = "bn" + conv[4:]
+        assert names[names.index(conv) + 1] == bn  # torchvision's order: conv, then its BatchNorm
+        assert model.features.get_submodule(conv).bias is None  # BN's shift replaces the bias
+        assert model.features.get_submodule(bn).num_features == model.features.get_submodule(conv).out_channels
+    assert feature_taps(model) == {conv: "bn" + conv[4:] for conv in CONV_LAYERS}  # maps at BN's output
+
+
+def test_without_batch_norm_the_presets_keep_the_write_ups_layers():
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in build_model("mnist").modules())
+    cifar = [name for name, _ in build_model("cifar10").features.named_children() if name.startswith("bn")]
+    assert cifar == ["bn1", "bn2"]
+
+
+@pytest.mark.parametrize("preset,channels,size", [("mnist", 1, 65), ("cifar10", 3, 47)])
+def test_batch_norm_forward_walk_and_masks_agree_with_the_model(preset, channels, size):
+    torch.manual_seed(0)
+    model = build_model(preset, input_size=size, batch_norm=True)
+    model.train()(torch.randn(8, channels, size, size))  # running statistics away from their initial values
+    model.eval()
+    x = torch.randn(2, channels, size, size)
+    with torch.no_grad():
+        logits, maps = forward_with_maps(model, x)
+        torch.testing.assert_close(logits, model(x))
+        off = torch.ones(384)
+        off[:5] = 0
+        masked, masked_maps = forward_with_maps(model, x, masks={"conv3": off})
+        resumed, _ = forward_with_maps(model, maps["conv3"] * off.view(1, -1, 1, 1), start="conv3")
+    assert list(maps) == list(CONV_LAYERS) and all(m.min() >= 0 for m in maps.values())
+    assert masked_maps["conv3"][:, :5].abs().sum() == 0
+    torch.testing.assert_close(resumed, masked)  # resuming at a BN tap runs only the layers after it
+
+
+def test_dropout_sets_the_classifier_rate():
+    rates = [m.p for m in build_model("mnist", 65, dropout=0.1).classifier if isinstance(m, torch.nn.Dropout)]
+    assert rates == [0.1, 0.1]

@@ -22,6 +22,32 @@ def test_training_form_rejects_out_of_range_values(overrides, message):
         train_tab.make_config(**{**form, **overrides})
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_the_cpu_form_defaults_are_the_measured_batch_norm_recipe_and_reach_the_config(dataset, monkeypatch):
+    monkeypatch.setattr(train_tab, "on_gpu", lambda: False)
+    defaults = train_tab._form_defaults(dataset)
+    assert defaults == train_tab.CPU_DEFAULTS[dataset] and defaults["batch_norm"]
+    config = train_tab.make_config(dataset, **defaults, augment=False, amp=False)
+    assert config.batch_norm and config.input_size == defaults["input_size"]
+    assert (config.dropout, config.label_smoothing) == (defaults["dropout"], defaults["label_smoothing"])
+    assert config.val_fraction == train_tab.VAL_FRACTION  # the full test set is tested once, at the end
+
+
+def test_on_a_gpu_the_form_defaults_to_the_write_ups_model_at_224_px(monkeypatch):
+    monkeypatch.setattr(train_tab, "on_gpu", lambda: True)
+    for dataset in ("mnist", "cifar10"):
+        defaults = train_tab._form_defaults(dataset)
+        assert defaults["input_size"] == 224 and not defaults["batch_norm"] and defaults["dropout"] == 0.5
+        assert defaults["subset"] == train_tab.TRAIN_IMAGES[dataset]  # all of it, and no more than there is
+
+
+def test_choosing_a_dataset_puts_its_recipe_into_the_form(monkeypatch):
+    monkeypatch.setattr(train_tab, "on_gpu", lambda: False)
+    updates = dict(zip(train_tab.FORM_FIELDS, train_tab.dataset_defaults("cifar10")))
+    assert {name: u["value"] for name, u in updates.items()} == train_tab.CPU_DEFAULTS["cifar10"]
+    assert updates["subset"]["label"] == "Training images (subset, cifar10 has 50000)"
+
+
 def test_using_a_trained_model_changes_only_the_matching_tab(untrained_mnist, untrained_cifar):
     mnist, cifar, note = train_tab.use_trained(untrained_mnist, None, None)
     assert mnist is untrained_mnist and cifar is None and "this browser session only" in note
