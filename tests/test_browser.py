@@ -61,8 +61,16 @@ def label_text(page, index=0):
     return page.locator(".output-class").nth(index).inner_text()
 
 
+def brush_is_chosen(page):
+    """The page chooses the brush itself once the editor has mounted (drawing.SELECT_BRUSH), however late."""
+    page.wait_for_function("() => { const s = document.querySelector('#sketch');"
+                           " return s?.querySelector('button[aria-label=\"Brush\"]')"
+                           " && !s.innerText.includes('select the draw tool'); }", timeout=30_000)
+    page.wait_for_timeout(300)
+
+
 def test_drawing_a_one_is_read_as_one(page):
-    page.wait_for_timeout(3000)  # the page selects the brush on load (300 ms after it, longer on a busy machine)
+    brush_is_chosen(page)
     canvas = [c for c in page.locator("#sketch canvas").all() if c.is_visible()][0]
     before = seen_src(page)
     stroke(page, canvas, [(0.5, 0.2), (0.5, 0.8)])
@@ -76,6 +84,7 @@ def test_drawing_a_one_is_read_as_one(page):
     page.locator('#sketch button[aria-label="Clear canvas"]').click()
     page.wait_for_function("() => document.querySelector('.output-class')?.innerText.includes('Draw a digit')",
                            timeout=60_000)
+    brush_is_chosen(page)  # clearing drops the tool; the page picks the brush again
     before = seen_src(page)
     stroke(page, canvas, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])  # a 7
     try:
@@ -200,7 +209,7 @@ def test_a_phone_draws_with_a_finger_and_gets_its_digit_read(browser, live_app):
     try:
         phone.goto(live_app[0], wait_until="domcontentloaded")
         phone.wait_for_selector("#sketch canvas", timeout=60_000)
-        phone.wait_for_timeout(3000)  # the page selects the brush on load
+        brush_is_chosen(phone)
         canvas = [c for c in phone.locator("#sketch canvas").all() if c.is_visible()][0]
         canvas.scroll_into_view_if_needed()
         box = canvas.bounding_box()
@@ -212,6 +221,8 @@ def test_a_phone_draws_with_a_finger_and_gets_its_digit_read(browser, live_app):
         try:
             phone.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '1'",
                                     timeout=60_000)
+            phone.wait_for_selector("#digit-seen img", timeout=60_000)  # the pictures come in a chained event
+            phone.wait_for_timeout(1000)
         finally:
             phone.screenshot(path=str(SHOTS / "7-phone-draw.png"), full_page=True)
         widths = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")

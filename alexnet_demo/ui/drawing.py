@@ -10,10 +10,18 @@ from .common import current_result, grids, is_blank, panel, run_model
 # The Sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush so that a visitor
 # can always just draw.
 SELECT_BRUSH = """() => {
-  const brush = () => document.querySelector('#sketch button[aria-label="Brush"]')?.click();
-  setTimeout(brush, 300);
+  // Until the editor has mounted and shows the brush as chosen: a busy page mounts it seconds after load, and a
+  // single early click left visitors with "select the draw tool to start".
+  const idle = (sketch) => sketch.innerText.includes('select the draw tool');
+  const brush = (tries) => {
+    const sketch = document.querySelector('#sketch');
+    const button = sketch?.querySelector('button[aria-label="Brush"]');
+    if (button && idle(sketch)) button.click();
+    if (tries > 0 && (!button || idle(sketch))) setTimeout(() => brush(tries - 1), 300);
+  };
+  setTimeout(() => brush(60), 300);
   document.addEventListener('click', (e) => {
-    if (e.target.closest('#sketch button[aria-label="Clear canvas"]')) setTimeout(brush, 300);
+    if (e.target.closest('#sketch button[aria-label="Clear canvas"]')) setTimeout(() => brush(10), 300);
   }, true);
 }"""
 
