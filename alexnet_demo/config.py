@@ -129,18 +129,17 @@ def config_fields() -> list:
 # The recipes behind the shipped checkpoints (README: Shipped checkpoints). `--recipe NAME` starts from one; any
 # flag given beside it overrides. A 5% stratified validation split guides choices; the test set gives the figure.
 RECIPES: dict[str, dict] = {
-    # 99.50% test, the shipped file's parent: Adam at the write-up's 1e-3 and batch 128, one-cycle (25% warm-up,
-    # linear anneal), 2 epochs from scratch
-    "mnist_base": dict(dataset="mnist", epochs=2, schedule="onecycle", lr=1e-3, val_fraction=0.05, log_every=10),
-    # the shipped file: mnist_base fine-tuned on 24,000 digits, half of them with bold, loop-filling strokes (a small
-    # digit drawn with a thick brush), at a tenth of its learning rate
-    "mnist": dict(dataset="mnist", init="runs/mnist-base.safetensors", epochs=1, subset=24_000, bold=0.5,
-                  schedule="onecycle", lr=1e-4, val_fraction=0.05, log_every=10),
+    # 99.50% test: Adam at the write-up's 1e-3 and batch 128, one-cycle (25% warm-up, linear anneal), 2 epochs
+    "mnist": dict(dataset="mnist", epochs=2, schedule="onecycle", lr=1e-3, val_fraction=0.05, log_every=10),
     # 82.25% test: SGD Nesterov 0.02 one-cycle, weight decay, label smoothing, shift + flip, 40 epochs
     "cifar10": dict(dataset="cifar10", epochs=40, optimizer="sgd", lr=0.02, weight_decay=5e-4, label_smoothing=0.1,
                     augment=True, schedule="onecycle", val_fraction=0.05, log_every=20),
+    # measured, not shipped (README: Digits as people draw them): the shipped MNIST file fine-tuned on 24,000 digits,
+    # half with bold, loop-filling strokes, at a tenth of its learning rate: 99.55% test, small bold digits read
+    # better (60 px digit, 18 px brush: 92.3% -> 95.7%) but ordinary drawings worse (98.10% -> 97.45%)
+    "mnist_bold": dict(dataset="mnist", init="checkpoints/mnist.safetensors", epochs=1, subset=24_000, bold=0.5,
+                       schedule="onecycle", lr=1e-4, val_fraction=0.05, log_every=10),
 }
-
 
 def recipe_config(name: str, **overrides) -> TrainConfig:
     """The named recipe as a TrainConfig, with `overrides` on top (ValueError for an unknown name)."""
