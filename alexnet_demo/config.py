@@ -126,14 +126,26 @@ def config_fields() -> list:
     return list(fields(TrainConfig))
 
 
-# The recipes behind the shipped checkpoints (README: Shipped checkpoints). `--recipe NAME` starts from one; any
-# flag given beside it overrides. A 5% stratified validation split guides choices; the test set gives the figure.
+# The recipes behind the shipped checkpoints (README: Shipped checkpoints), a visitor's CPU run and a measured
+# experiment. `--recipe NAME` starts from one; any flag given beside it overrides. A stratified validation split
+# guides choices; the test set gives the figure.
 RECIPES: dict[str, dict] = {
     # 99.50% test: Adam at the write-up's 1e-3 and batch 128, one-cycle (25% warm-up, linear anneal), 2 epochs
     "mnist": dict(dataset="mnist", epochs=2, schedule="onecycle", lr=1e-3, val_fraction=0.05, log_every=10),
     # 82.25% test: SGD Nesterov 0.02 one-cycle, weight decay, label smoothing, shift + flip, 40 epochs
     "cifar10": dict(dataset="cifar10", epochs=40, optimizer="sgd", lr=0.02, weight_decay=5e-4, label_smoothing=0.1,
                     augment=True, schedule="onecycle", val_fraction=0.05, log_every=20),
+    # A visitor's run on a CPU (the Train tab's form starts from these): one pass over a stratified subset at the
+    # smallest input the layers take, sized so that Start -> Done (staging, training, the final test on all 10,000
+    # test images) fits 60 s (MNIST) / 90 s (CIFAR-10) on 2 cores. BatchNorm after every conv, no dropout, label
+    # smoothing and one-cycle SGD learn far more per image than the write-ups' layers and Adam. Measured through the
+    # tab by `python bench/bench.py visitor`; the search: bench/visitor_search.py (README: Watch it learn).
+    "mnist_visitor": dict(dataset="mnist", epochs=1, batch_size=128, lr=0.05, optimizer="sgd", schedule="onecycle",
+                          subset=10_000, input_size=65, batch_norm=True, dropout=0.0, label_smoothing=0.1,
+                          val_fraction=0.01),
+    "cifar10_visitor": dict(dataset="cifar10", epochs=1, batch_size=128, lr=0.02, optimizer="sgd", schedule="onecycle",
+                            subset=24_000, input_size=47, batch_norm=True, dropout=0.0, label_smoothing=0.1,
+                            val_fraction=0.01),
     # measured, not shipped (README: Digits as people draw them): the shipped MNIST file fine-tuned on 24,000 digits,
     # half with bold, loop-filling strokes, at a tenth of its learning rate: 99.55% test, small bold digits read
     # better (60 px digit, 18 px brush: 92.3% -> 95.7%) but ordinary drawings worse (98.10% -> 97.45%)

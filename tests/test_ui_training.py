@@ -1,5 +1,7 @@
 """The Train tab's callbacks: the form's validation, a run streamed from the engine's events (a scripted engine for
 speed, the real one once), the time-lapse, this session's runs, using a trained model."""
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ import torch
 
 gr = pytest.importorskip("gradio")
 
+from alexnet_demo.config import RECIPES  # noqa: E402
 from alexnet_demo.ui import training as train_tab  # noqa: E402
 
 
@@ -26,11 +29,13 @@ def test_training_form_rejects_out_of_range_values(overrides, message):
 def test_the_cpu_form_defaults_are_the_measured_batch_norm_recipe_and_reach_the_config(dataset, monkeypatch):
     monkeypatch.setattr(train_tab, "on_gpu", lambda: False)
     defaults = train_tab._form_defaults(dataset)
-    assert defaults == train_tab.CPU_DEFAULTS[dataset] and defaults["batch_norm"]
+    recipe = RECIPES[f"{dataset}_visitor"]
+    assert defaults == {name: recipe[name] for name in train_tab.FORM_FIELDS} and defaults["batch_norm"]
     config = train_tab.make_config(dataset, **defaults, augment=False, amp=False)
     assert config.batch_norm and config.input_size == defaults["input_size"]
     assert (config.dropout, config.label_smoothing) == (defaults["dropout"], defaults["label_smoothing"])
-    assert config.val_fraction == train_tab.VAL_FRACTION  # the full test set is tested once, at the end
+    assert config.val_fraction == train_tab.VAL_FRACTION == recipe["val_fraction"]  # the full test set: once, at the end
+    assert {k: v for k, v in asdict(config).items() if k in recipe} == recipe  # --recipe <dataset>_visitor is this run
 
 
 def test_on_a_gpu_the_form_defaults_to_the_write_ups_model_at_224_px(monkeypatch):
@@ -44,7 +49,8 @@ def test_on_a_gpu_the_form_defaults_to_the_write_ups_model_at_224_px(monkeypatch
 def test_choosing_a_dataset_puts_its_recipe_into_the_form(monkeypatch):
     monkeypatch.setattr(train_tab, "on_gpu", lambda: False)
     updates = dict(zip(train_tab.FORM_FIELDS, train_tab.dataset_defaults("cifar10")))
-    assert {name: u["value"] for name, u in updates.items()} == train_tab.CPU_DEFAULTS["cifar10"]
+    assert {name: u["value"] for name, u in updates.items()} == train_tab._form_defaults("cifar10")
+    assert updates["subset"]["value"] == RECIPES["cifar10_visitor"]["subset"]
     assert updates["subset"]["label"] == "Training images (subset, cifar10 has 50000)"
 
 

@@ -17,7 +17,7 @@ import gradio as gr
 import torch
 
 from ..checkpoints import CHECKPOINT_DIR, save_checkpoint
-from ..config import OPTIMIZERS, SCHEDULES, TrainConfig, smallest_input_size
+from ..config import OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig, smallest_input_size
 from ..data import DATASETS, TRAIN_IMAGES, DataNotFoundError
 from ..inference import Classifier
 from ..training import TrainingError, train
@@ -75,27 +75,15 @@ def device_line() -> str:
             "minutes.")
 
 
-# A visitor's run on a CPU, per dataset: one pass over a stratified subset at the smallest input the layers take,
-# sized so that Start -> Done (staging, training, the final test on all 10,000 test images) fits the issue's budget
-# on 2 cores (60 s MNIST, 90 s CIFAR-10) with a margin. BatchNorm after every conv, no dropout, label smoothing and
-# one-cycle SGD learn far more per image than the write-ups' layers and Adam. Measured through this tab by
-# `python bench/bench.py visitor`; the search behind it: bench/visitor_search.py (README: Watch it learn).
-CPU_DEFAULTS = {
-    "mnist": {"epochs": 1, "batch_size": 128, "lr": 0.05, "optimizer": "sgd", "schedule": "onecycle",
-              "subset": 10000, "input_size": 65, "batch_norm": True, "dropout": 0.0, "label_smoothing": 0.1},
-    "cifar10": {"epochs": 1, "batch_size": 128, "lr": 0.02, "optimizer": "sgd", "schedule": "onecycle",
-                "subset": 24000, "input_size": 47, "batch_norm": True, "dropout": 0.0, "label_smoothing": 0.1},
-}
-
-
 def _form_defaults(dataset: str = "mnist") -> dict:
     """The form's starting values for `dataset`, the one place they come from: on a GPU the write-up's model at
-    224 px on every training image; on a CPU the measured visitor's recipe (CPU_DEFAULTS)."""
+    224 px on every training image; on a CPU the measured visitor's recipe (config.RECIPES "<dataset>_visitor")."""
     if on_gpu():
         return {"epochs": 5, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "schedule": "onecycle",
                 "subset": TRAIN_IMAGES[dataset], "input_size": 224, "batch_norm": False, "dropout": 0.5,
                 "label_smoothing": 0.0}
-    return dict(CPU_DEFAULTS[dataset])
+    recipe = RECIPES[f"{dataset}_visitor"]
+    return {name: recipe[name] for name in FORM_FIELDS}
 
 
 def gpu_slot_s(config: TrainConfig, probe=None) -> int:
