@@ -21,6 +21,7 @@ every convolutional layer responds to; train your own and watch it learn."""
 
 CSS = """
 #sketch {max-width: 640px}
+@media (max-width: 640px) {#sketch {height: 400px !important}}  /* a phone: the square canvas fits without a tall empty box */
 #sketch canvas {touch-action: none}  /* a finger on the canvas draws; it does not scroll or zoom the page */
 #photo img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}  /* 32 px examples, large */
 .gallery-item .caption-label {font-size: 12px}
