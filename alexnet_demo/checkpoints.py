@@ -77,7 +77,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     try:  # on the meta device: random init of 47M weights that the file replaces costs ~0.7 s on 2 cores
         with torch.device("meta"):
             model = build_model(meta["preset"], int(meta["input_size"]), num_classes=len(meta["classes"]),
-                                batch_norm=bool(meta.get("batch_norm", False)))  # files before the option: False
+                                batch_norm=bool(meta.get("batch_norm", False)),  # files before the options: the
+                                classifier_width=int(meta.get("classifier_width", 4096)))  # write-ups' layers
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
@@ -105,12 +106,13 @@ def start_from(model: torch.nn.Module, path: str | os.PathLike, config) -> dict:
     """Copy a checkpoint's weights into `model` (the start of a fine-tuning run with TrainConfig `config`);
     CheckpointError when the file holds another model. Returns what the new file's metadata records of its parent."""
     source, meta = load_checkpoint(path)
-    parent = (meta["preset"], int(meta["input_size"]), bool(meta.get("batch_norm")))
-    if parent != (config.preset, config.input_size, config.batch_norm):
-        def described(kind, preset, size, batch_norm):
-            return f"a {preset} {kind} at {size} px {'with' if batch_norm else 'without'} BatchNorm"
-        raise CheckpointError(f"{path}: {described('model', *parent)} cannot start "
-                              f"{described('run', config.preset, config.input_size, config.batch_norm)}")
+    parent = (meta["preset"], int(meta["input_size"]), bool(meta.get("batch_norm")),
+              int(meta.get("classifier_width", 4096)))
+    run = (config.preset, config.input_size, config.batch_norm, config.classifier_width)
+    if parent != run:
+        def described(kind, preset, size, batch_norm, width):
+            return f"a {preset} {kind} at {size} px {'with' if batch_norm else 'without'} BatchNorm, {width} wide"
+        raise CheckpointError(f"{path}: {described('model', *parent)} cannot start {described('run', *run)}")
     model.load_state_dict(source.state_dict())
     return {"init_sha256": sha256_of(path), "init_test_accuracy": meta.get("test_accuracy")}
 

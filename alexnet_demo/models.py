@@ -57,7 +57,8 @@ class AlexNetMNIST(AlexNet):
     """AlexNet as the MNIST write-up builds it: 1x224x224 in, 46,764,746 parameters. `batch_norm=True` puts a
     BatchNorm after every conv (conv bias off: BN's shift replaces it), which trains in far fewer images."""
 
-    def __init__(self, num_classes: int = 10, input_size: int = 224, dropout: float = 0.5, batch_norm: bool = False):
+    def __init__(self, num_classes: int = 10, input_size: int = 224, dropout: float = 0.5, batch_norm: bool = False,
+                 width: int = 4096):
         super().__init__()
         bn = batch_norm
         self.features = nn.Sequential(OrderedDict([
@@ -77,9 +78,9 @@ class AlexNetMNIST(AlexNet):
         ]))
         flat = flat_features(self.features, 1, input_size)  # 6400 at 224 px
         self.classifier = nn.Sequential(
-            nn.Linear(flat, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, num_classes),
+            nn.Linear(flat, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(width, num_classes),
         )
 
 
@@ -87,7 +88,8 @@ class AlexNetCIFAR10(AlexNet):
     """AlexNet as the CIFAR-10 write-up builds it: 3x50x50 in, BatchNorm on conv1-2, 21,622,506 parameters.
     `batch_norm=True` adds a BatchNorm after conv3-5 as well (their bias off), so every conv has one."""
 
-    def __init__(self, num_classes: int = 10, input_size: int = 50, dropout: float = 0.5, batch_norm: bool = False):
+    def __init__(self, num_classes: int = 10, input_size: int = 50, dropout: float = 0.5, batch_norm: bool = False,
+                 width: int = 4096):
         super().__init__()
         bn = batch_norm
         self.features = nn.Sequential(OrderedDict([
@@ -107,9 +109,9 @@ class AlexNetCIFAR10(AlexNet):
         ]))
         flat = flat_features(self.features, 3, input_size)  # 256 at 50 px
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(flat, 4096), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
-            nn.Linear(4096, num_classes),
+            nn.Dropout(dropout), nn.Linear(flat, width), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(width, width), nn.ReLU(inplace=True),
+            nn.Linear(width, num_classes),
         )
 
 
@@ -159,14 +161,15 @@ def flat_features(features: nn.Sequential, in_channels: int, input_size: int) ->
 
 
 def build_model(preset: str, input_size: int | None = None, num_classes: int = 10, batch_norm: bool = False,
-                dropout: float = 0.5) -> nn.Module:
+                dropout: float = 0.5, classifier_width: int = 4096) -> nn.Module:
     """A fresh model of `preset` ("mnist" or "cifar10") for square inputs of `input_size` px (None: the preset's);
-    `batch_norm`: a BatchNorm after every conv (False: the write-up's layers); `dropout`: the classifier's rate."""
+    `batch_norm`: a BatchNorm after every conv (False: the write-up's layers); `dropout`: the classifier's rate;
+    `classifier_width`: neurons in each hidden fully connected layer (the write-ups': 4096)."""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, not {preset!r}")
     size = PRESETS[preset].input_size if input_size is None else int(input_size)
     return ARCHITECTURES[preset](num_classes=num_classes, input_size=size, dropout=dropout,
-                                 batch_norm=bool(batch_norm))
+                                 batch_norm=bool(batch_norm), width=int(classifier_width))
 
 
 def feature_taps(model: nn.Module) -> dict[str, str]:

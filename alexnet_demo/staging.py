@@ -125,8 +125,8 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
         raise ValueError(f"batch_size={config.batch_size} is out of range: only {len(train_data)} training images")
 
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = build_model(config.preset, config.input_size, batch_norm=config.batch_norm,
-                        dropout=config.dropout).to(device, memory_format=memory_format)
+    model = build_model(config.preset, config.input_size, batch_norm=config.batch_norm, dropout=config.dropout,
+                        classifier_width=config.classifier_width).to(device, memory_format=memory_format)
     if config.init:  # fine-tuning: the parent's weights, and its fingerprint in every checkpoint this run writes
         extra_meta = {**start_from(model, config.init, config), **(extra_meta or {})}
     optimizer = make_optimizer(config, model, device)

@@ -223,12 +223,13 @@ def train(config: TrainConfig, stop: threading.Event | None = None, resume: str 
 
 
 def checkpoint_meta(run: Run, **extra) -> dict:
-    """A checkpoint's metadata: what rebuilds its model (preset, input size, BatchNorm, classes, normalization),
+    """A checkpoint's metadata: what rebuilds its model (preset, input size, BatchNorm, classifier width, classes,
+    normalization),
     the config, the history so far, and where and when it was trained."""
     config, p = run.config, PRESETS[run.config.preset]
     return {
         "preset": config.preset, "dataset": config.dataset, "input_size": config.input_size,
-        "batch_norm": config.batch_norm,
+        "batch_norm": config.batch_norm, "classifier_width": config.classifier_width,
         "classes": list(run.classes), "mean": list(p.mean), "std": list(p.std), "config": asdict(config),
         "hardware": run.hardware, "torch": torch.__version__,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epochs_done": len(run.history),

@@ -148,3 +148,12 @@ def test_batch_norm_forward_walk_and_masks_agree_with_the_model(preset, channels
 def test_dropout_sets_the_classifier_rate():
     rates = [m.p for m in build_model("mnist", 65, dropout=0.1).classifier if isinstance(m, torch.nn.Dropout)]
     assert rates == [0.1, 0.1]
+
+
+@pytest.mark.parametrize("preset,flat", [("mnist", 6400), ("cifar10", 256)])
+def test_classifier_width_sets_both_hidden_layers_and_only_them(preset, flat):
+    narrow, full = build_model(preset, classifier_width=1024), build_model(preset)
+    assert [m.out_features for m in narrow.classifier if isinstance(m, torch.nn.Linear)] == [1024, 1024, 10]
+    removed = (flat + 1) * (4096 - 1024) + (4097 * 4096 - 1025 * 1024) + 10 * (4096 - 1024)
+    assert count_parameters(full) - count_parameters(narrow) == removed
+    assert str(narrow.features) == str(full.features)

@@ -19,6 +19,7 @@ TINY = dict(dataset="mnist", input_size=65, subset=256, batch_size=32, epochs=2,
     ("batch_size", 0, "batch_size"), ("input_size", 64, "from 65"), ("optimizer", "lbfgs", "optimizer"),
     ("schedule", "cosine", "schedule"), ("dataset", "imagenet", "dataset"), ("preset", "cifar10", "preset"),
     ("bold", 1.5, "bold=1.5"), ("bold", -0.1, "bold"),
+    ("classifier_width", 8, "classifier_width=8 is out of range"), ("classifier_width", 512.5, "classifier_width"),
     ("dropout", 1.0, "dropout=1.0 is out of range"), ("dropout", -0.1, "dropout"), ("batch_norm", 1, "batch_norm"),
 ])
 def test_invalid_config_names_the_field_and_range(field, value, message):
@@ -225,9 +226,9 @@ def test_a_fine_tuning_run_starts_from_its_parent_and_records_it(data_root, tmp_
     assert child.meta["init_test_accuracy"] == parent.test_accuracy and child.meta["config"]["bold"] == 0.5
     for name, tensor in parent.model.state_dict().items():  # one step at lr 1e-12: the parent's weights
         assert torch.allclose(child.model.state_dict()[name], tensor, atol=1e-3), name
-    with pytest.raises(CheckpointError, match="mnist model at 65 px without BatchNorm cannot start a mnist run at 224 px"):
+    with pytest.raises(CheckpointError, match="mnist model at 65 px without BatchNorm, 4096 wide cannot start a mnist run at 224 px"):
         run(TrainConfig(**{**TINY, "input_size": 224}, data_root=data_root, init=parent.checkpoint))
-    with pytest.raises(CheckpointError, match="without BatchNorm cannot start a mnist run at 65 px with BatchNorm"):
+    with pytest.raises(CheckpointError, match="without BatchNorm, 4096 wide cannot start a mnist run at 65 px with BatchNorm"):
         run(TrainConfig(**TINY, batch_norm=True, data_root=data_root, init=parent.checkpoint))
 
 
@@ -239,12 +240,14 @@ def test_a_batch_norm_run_rebuilds_from_its_checkpoint_and_runs_through_the_view
     from alexnet_demo.inference import Classifier, load_classifier
     from test_preprocessing import stroke_canvas
 
-    config = TrainConfig(**{**TINY, "epochs": 1}, batch_norm=True, dropout=0.0, data_root=data_root,
-                         out=str(tmp_path / "bn.safetensors"))
+    config = TrainConfig(**{**TINY, "epochs": 1}, batch_norm=True, dropout=0.0, classifier_width=256,
+                         data_root=data_root, out=str(tmp_path / "bn.safetensors"))
     done = run(config)[-1]
     assert done.meta["batch_norm"] is True and done.meta["config"]["dropout"] == 0.0
+    assert done.meta["classifier_width"] == 256
     loaded = load_classifier(done.checkpoint)
     assert loaded.model.features.bn5.num_features == 256 and loaded.model.features.conv5.bias is None
+    assert [m.out_features for m in loaded.model.classifier if hasattr(m, "out_features")] == [256, 256, 10]
     for name, tensor in done.model.state_dict().items():  # running statistics included
         assert torch.equal(tensor, loaded.model.state_dict()[name]), name
     fresh = Classifier(done.model, done.meta)

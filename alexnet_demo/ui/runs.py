@@ -96,14 +96,14 @@ def run_record(number: int, config, curves: list[dict], event, classifier: Class
             "batch size": config.batch_size, "learning rate": config.lr, "optimizer": config.optimizer,
             "schedule": config.schedule, "training images": config.subset, "input px": config.input_size,
             "augment": config.augment, "batch norm": config.batch_norm, "dropout": config.dropout,
-            "label smoothing": config.label_smoothing,
+            "label smoothing": config.label_smoothing, "classifier width": config.classifier_width,
             "test accuracy": event.test_accuracy, "training s": round(event.train_time_s),
             "ended": ended, "curves": curves, "classifier": classifier, "checkpoint": event.checkpoint}
 
 
 TABLE_COLUMNS = ["name", "dataset", "epochs", "batch size", "learning rate", "optimizer", "schedule",
                  "training images", "input px", "augment", "batch norm", "dropout", "label smoothing",
-                 "test accuracy", "training s", "ended"]
+                 "classifier width", "test accuracy", "training s", "ended"]
 
 
 def add_run(runs: list[dict] | None, record: dict) -> list[dict]:

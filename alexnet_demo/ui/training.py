@@ -81,7 +81,7 @@ def _form_defaults(dataset: str = "mnist") -> dict:
     if on_gpu():
         return {"epochs": 5, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "schedule": "onecycle",
                 "subset": TRAIN_IMAGES[dataset], "input_size": 224, "batch_norm": False, "dropout": 0.5,
-                "label_smoothing": 0.0}
+                "label_smoothing": 0.0, "classifier_width": 4096}
     recipe = RECIPES[f"{dataset}_visitor"]
     return {name: recipe[name] for name in FORM_FIELDS}
 
@@ -96,7 +96,7 @@ def gpu_slot_s(config: TrainConfig, probe=None) -> int:
 
 
 def make_config(dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp,
-                batch_norm=False, dropout=0.5, label_smoothing=0.0) -> TrainConfig:
+                batch_norm=False, dropout=0.5, label_smoothing=0.0, classifier_width=4096) -> TrainConfig:
     """The form's values as a validated TrainConfig, within the Space owner's caps; gr.Error if out of range.
     Its time limit is the owner's cap, or on ZeroGPU the slot less the time to test and save."""
     def whole(name, value):
@@ -111,11 +111,13 @@ def make_config(dataset, epochs, batch_size, lr, optimizer, schedule, subset, in
         if subset > MAX_SUBSET:
             raise ValueError(f"subset={subset} is over this app's cap of {MAX_SUBSET} (ALEXNET_DEMO_MAX_SUBSET)")
         size = whole("input size", input_size) if input_size else None
+        width = whole("classifier width", classifier_width)
         steps = epochs * max(1, min(subset, TRAIN_IMAGES.get(dataset, subset)) // max(batch_size, 1))
         config = TrainConfig(dataset=dataset, epochs=epochs, batch_size=batch_size, lr=float(lr),
                              optimizer=optimizer, schedule=schedule, subset=subset, input_size=size,
                              augment=bool(augment), amp=bool(amp) and on_gpu(), batch_norm=bool(batch_norm),
-                             dropout=float(dropout), label_smoothing=float(label_smoothing), log_every=1,
+                             dropout=float(dropout), label_smoothing=float(label_smoothing),
+                             classifier_width=width, log_every=1,
                              save_state=False,
                              val_fraction=VAL_FRACTION,
                              data_root=os.environ.get("ALEXNET_DEMO_DATA"),
@@ -153,12 +155,12 @@ def train_on_device(config: TrainConfig, probe=None):
 
 
 def train_run(dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp,
-              batch_norm=False, dropout=0.5, label_smoothing=0.0, drawing=None, photo=None, trained_mnist=None,
-              trained_cifar=None, runs=None):
+              batch_norm=False, dropout=0.5, label_smoothing=0.0, classifier_width=4096, drawing=None, photo=None,
+              trained_mnist=None, trained_cifar=None, runs=None):
     """Stream a training run as the tab's OUTPUTS. The lock is taken here, in the main process: inside a ZeroGPU
     worker it would be the worker's own copy and serialise nothing."""
     config = make_config(dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp,
-                         batch_norm, dropout, label_smoothing)
+                         batch_norm, dropout, label_smoothing, classifier_width)
     probe = probe_image(dataset, drawing, photo, trained_mnist, trained_cifar)
     if not TRAIN_LOCK.acquire(blocking=False):
         raise gr.Error("Busy: another visitor is training right now (one run per machine). Try again in a minute.")
@@ -222,7 +224,7 @@ def _subset_label(dataset: str) -> str:
 
 
 FORM_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "subset", "input_size", "batch_norm", "dropout",
-               "label_smoothing")
+               "label_smoothing", "classifier_width")
 
 
 def dataset_defaults(dataset: str) -> list:
@@ -259,6 +261,8 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
                                      "far fewer images; off: the write-up's layers)")
             dropout = gr.Slider(0, 0.9, value=defaults["dropout"], step=0.05, label="Dropout (classifier)")
             label_smoothing = gr.Slider(0, 0.5, value=defaults["label_smoothing"], step=0.05, label="Label smoothing")
+            classifier_width = gr.Number(value=defaults["classifier_width"], precision=0,
+                                         label="Classifier width (FC neurons; the write-ups': 4096)")
         with gr.Row():
             start = gr.Button("Start training", variant="primary")
             stop = gr.Button("Stop", variant="stop")
@@ -303,7 +307,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
                       timelapse=timelapse, gif=gif, runs=runs, runs_table=runs_table, run_picker=run_picker,
                       compare=compare, compare_plot=compare_plot)
     form = [dataset, epochs, batch_size, lr, optimizer, schedule, subset, input_size, augment, amp, batch_norm, dropout,
-            label_smoothing]
+            label_smoothing, classifier_width]
     run = start.click(train_run, [*form, *watched, trained_mnist, trained_cifar, runs],
                       [components[name] for name in OUTPUTS], api_name="train",
                       concurrency_limit=2,  # the second visitor reaches the lock and is told "Busy" at once
@@ -317,4 +321,5 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
     back.click(use_shipped, None, [trained_mnist, trained_cifar, use_note], api_name=False)
     save.click(save_run, [runs, run_picker], use_note, api_name=False)
     dataset.change(dataset_defaults, dataset, [epochs, batch_size, lr, optimizer, schedule, subset, input_size,
-                                               batch_norm, dropout, label_smoothing], api_name=False)
+                                               batch_norm, dropout, label_smoothing, classifier_width],
+                   api_name=False)
