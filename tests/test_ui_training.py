@@ -17,6 +17,7 @@ from alexnet_demo.ui import training as train_tab  # noqa: E402
     ({"epochs": 0}, "epochs"), ({"epochs": -1}, "epochs"), ({"epochs": 10**6}, "cap"),
     ({"lr": 0}, "lr"), ({"lr": float("nan")}, "lr"), ({"lr": 1e9}, "lr"), ({"batch_size": 0}, "batch_size"),
     ({"input_size": 30}, "input_size"), ({"subset": 10**7}, "cap"), ({"epochs": 1.5}, "whole number"),
+    ({"classifier_width": 8}, "classifier_width=8 is out of range"), ({"classifier_width": None}, "classifier width"),
 ])
 def test_training_form_rejects_out_of_range_values(overrides, message):
     form = dict(dataset="mnist", epochs=1, batch_size=32, lr=1e-3, optimizer="adam", schedule="none", subset=256,
