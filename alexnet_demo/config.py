@@ -37,6 +37,9 @@ class TrainConfig:
     bold: float = field(default=0.0, metadata={
         "help": "share of training digits (0 to 1) given bold, loop-filling strokes as a thick brush draws them "
                 "(data.bold_strokes); MNIST only"})
+    sketch: float = field(default=0.0, metadata={
+        "help": "share of training digits (0 to 1) shown as a visitor draws them: the skeleton traced with a round "
+                "brush 0.03 to 0.4 of the digit's height, then the app's preprocessing (sketch.redraw); MNIST only"})
     subset: int | None = field(default=None, metadata={"help": "training images to use, stratified; None: all"})
     val_fraction: float = field(default=0.0, metadata={
         "help": "held out of training (stratified) and evaluated each epoch; 0: evaluate on test each epoch"})
@@ -93,6 +96,8 @@ class TrainConfig:
         need(_is_num(self.label_smoothing) and 0 <= self.label_smoothing <= 0.5, "label_smoothing", "0 to 0.5")
         need(_is_num(self.bold) and 0 <= self.bold <= 1 and (self.bold == 0 or self.dataset == "mnist"), "bold",
              "a share from 0 to 1, and 0 unless the dataset is mnist (bold strokes are a drawing's)")
+        need(_is_num(self.sketch) and 0 <= self.sketch <= 1 and (self.sketch == 0 or self.dataset == "mnist"),
+             "sketch", "a share from 0 to 1, and 0 unless the dataset is mnist (brush strokes are a drawing's)")
         need(self.subset is None or (_is_int(self.subset) and self.subset >= 2), "subset", "None or an integer ≥ 2")
         need(_is_num(self.val_fraction) and 0 <= self.val_fraction <= 0.5, "val_fraction", "a number in [0, 0.5]")
         low = smallest_input_size(self.preset)

@@ -12,7 +12,8 @@ import torch
 from . import distributed
 from .checkpoints import load_state, start_from
 from .config import TrainConfig
-from .data import DOWNLOAD_SIZES, Dataset, dataset_on_disk, load_dataset, prepare_batch, stratified_split
+from .data import (DOWNLOAD_SIZES, Dataset, dataset_on_disk, load_dataset, prepare_batch, stratified_split,
+                   with_drawn)
 from .models import PRESETS, build_model
 from .optimization import Schedule, make_optimizer
 
@@ -85,8 +86,12 @@ class Run:
 def staging_message(config: TrainConfig) -> str:
     name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[config.dataset]
     if dataset_on_disk(config.dataset, config.data_root):
-        return f"Loading {name}…"
-    return f"Downloading {name} (first run only, {DOWNLOAD_SIZES[config.dataset]})…"
+        message = f"Loading {name}…"
+    else:
+        message = f"Downloading {name} (first run only, {DOWNLOAD_SIZES[config.dataset]})…"
+    if config.sketch > 0:
+        message += " then re-drawing its digits with a brush (first run with these digits only, ~7 ms a digit a core)…"
+    return message
 
 
 def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tensor | None = None) -> Run:
@@ -119,6 +124,8 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
     else:
         train_data, eval_data, eval_split = full_train, test, "test"
     train_data = _stratified_take(train_data, config.subset, config.seed)
+    if config.sketch > 0:  # each training digit's re-drawn copy, made once and cached
+        train_data = with_drawn(train_data, config.data_root, config.seed)
     eval_data = _stratified_take(eval_data, config.eval_limit, config.seed)
     test = _stratified_take(test, config.eval_limit, config.seed)
     if config.batch_size > len(train_data):

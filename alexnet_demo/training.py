@@ -70,7 +70,11 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent | 
         if world.size == 1 and _halt(run, *_halt_reasons(run, stop)):  # ranks agree at each window's end instead
             return
         index = order[i * batch:(i + 1) * batch]
-        x = prepare_batch(run.train_data.images[index], config.preset, config.input_size, augment=config.augment,
+        images = run.train_data.images[index]
+        if config.sketch > 0:  # a share of the digits as a visitor's brush drew them
+            chosen = torch.rand(len(index), generator=noise, device=run.device) < config.sketch
+            images = torch.where(chosen.view(-1, 1, 1, 1), run.train_data.drawn[index], images)
+        x = prepare_batch(images, config.preset, config.input_size, augment=config.augment,
                           bold=config.bold, generator=noise, channels_last=config.channels_last)
         y = run.train_data.labels[index]
         try:

@@ -27,10 +27,10 @@ from alexnet_demo.data import load_dataset  # noqa: E402
 from alexnet_demo.confidence import BLOB, SURE  # noqa: E402
 from alexnet_demo.inference import load_classifier  # noqa: E402
 from alexnet_demo.preprocessing import ink_box, ink_map, stroke_fraction  # noqa: E402
+from alexnet_demo.sketch import CANVAS, skeleton_of, styled, trace  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench import own_parser  # noqa: E402
-CANVAS = 480  # the app's Sketchpad canvas, px
 HEIGHTS = (60, 100, 160, 250, 400)  # drawn ink height, canvas px
 WIDTHS = (6, 12, 18, 24, 36)  # brush width = 2 x gradio's Brush radius (the app's default_size=18 is width 36)
 STYLES = ("sketchpad_rgba", "dark_on_white", "light_on_dark")
@@ -42,49 +42,6 @@ FONTS = ("DejaVuSans.ttf", "DejaVuSerif.ttf")
 
 
 # ---- drawing -------------------------------------------------------------------------------------------------
-
-
-def skeleton_of(gray: np.ndarray, upsample: int = 4) -> np.ndarray:
-    """(k, 2) skeleton pixel coordinates (row, col) of a gray shape, on a grid `upsample` times finer (smoother)."""
-    from skimage.morphology import skeletonize
-    x = torch.from_numpy(gray.astype(np.float32) / 255)[None, None]
-    x = torch.nn.functional.interpolate(x, scale_factor=upsample, mode="bilinear", align_corners=False)[0, 0]
-    return np.argwhere(skeletonize(x.numpy() > 0.5))
-
-
-def trace(points: np.ndarray, height: int, width: int, rng: np.random.Generator, supersample: int = 1) -> np.ndarray:
-    """The skeleton traced with a round brush `width` px wide so that the ink is `height` px tall, at a seeded spot
-    on the canvas: uint8 (CANVAS, CANVAS) ink. supersample > 1 draws larger and box-filters down (anti-aliased)."""
-    extent = max(np.ptp(points[:, 0]), np.ptp(points[:, 1]) * 0.5, 1)  # a wide shape must still fit the canvas
-    s = max(height - width, 1) / extent  # the brush adds width/2 on each side
-    yx = (points - points.min(0)) * s
-    room = np.maximum(CANVAS - width - yx.max(0), 0)
-    yx = (yx + width / 2 + rng.uniform(0, 1, 2) * room) * supersample
-    r, k = width * supersample / 2, supersample
-    image = Image.new("L", (CANVAS * k, CANVAS * k), 0)
-    draw = ImageDraw.Draw(image)
-    index = {tuple(p): i for i, p in enumerate(points.tolist())}
-    for i, (py, px) in enumerate(points.tolist()):
-        y, x = yx[i]
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=255)  # round joints and caps: gradio stamps circles
-        for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each 8-neighbour pair once
-            j = index.get((py + dy, px + dx))
-            if j is not None:
-                draw.line((x, y, yx[j][1], yx[j][0]), fill=255, width=max(1, round(2 * r)))
-    if k > 1:
-        image = image.resize((CANVAS, CANVAS), Image.BOX)
-    return np.asarray(image)
-
-
-def styled(ink: np.ndarray, style: str) -> np.ndarray:
-    """The ink as a visitor's input: Sketchpad RGBA (black strokes in alpha), dark-on-white or light-on-dark RGB."""
-    if style == "sketchpad_rgba":
-        out = np.zeros(ink.shape + (4,), np.uint8)
-        out[:, :, 3] = ink
-        return out
-    a = ink.astype(np.float32)[:, :, None] / 255
-    ink_rgb, paper = ((20, 20, 40), (255, 255, 255)) if style == "dark_on_white" else ((235, 235, 220), (30, 30, 30))
-    return (np.array(paper) * (1 - a) + np.array(ink_rgb) * a).round().astype(np.uint8)
 
 
 def canvases(points: np.ndarray, height: int, width: int, seed: int) -> dict[str, np.ndarray]:

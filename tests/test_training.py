@@ -217,6 +217,16 @@ def test_bold_strokes_are_for_digits_only():
         TrainConfig(dataset="cifar10", bold=0.5)
 
 
+def test_a_sketch_run_shows_the_network_its_digits_as_a_brush_draws_them(data_root):
+    pytest.importorskip("skimage", reason="scikit-image (requirements-dev.txt) traces the digits' skeletons")
+    one_step = {**TINY, "epochs": 1, "max_batches": 1}
+    plain = run(TrainConfig(**one_step, data_root=data_root))
+    drawn = run(TrainConfig(**one_step, sketch=1.0, data_root=data_root))
+    first = [[e for e in events if isinstance(e, StepEvent)][0] for events in (plain, drawn)]
+    assert first[0].train_loss != first[1].train_loss  # same seed, same order: other pictures of the same digits
+    assert drawn[-1].meta["config"]["sketch"] == 1.0 and "re-drawing its digits" in drawn[0].message
+
+
 def test_a_fine_tuning_run_starts_from_its_parent_and_records_it(data_root, tmp_path):
     from alexnet_demo.checkpoints import CheckpointError, sha256_of
     parent = run(TrainConfig(**TINY, data_root=data_root, out=str(tmp_path / "parent.safetensors")))[-1]
