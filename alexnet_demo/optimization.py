@@ -16,7 +16,8 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module, device: torch.de
 
 class Schedule:
     """The learning-rate schedule, called at the loop's two moments: after every optimizer step (onecycle: warm up
-    over the first 25%, then anneal linearly) and after every epoch's evaluation (plateau, the CIFAR write-up's:
+    over the first 25%, then anneal linearly, momentum or Adam's beta1 cycled against it from 0.95 to 0.85 and back,
+    whatever config.momentum says) and after every epoch's evaluation (plateau, the CIFAR write-up's:
     ÷10 after 2 epochs without a lower evaluation loss). "none" keeps the optimizer's learning rate."""
 
     def __init__(self, config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):
