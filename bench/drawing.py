@@ -82,6 +82,27 @@ class Reader:
         return np.stack([self.cache[s.tobytes()] if s is not None else np.full(10, np.nan) for s in seen])
 
 
+misses: dict[tuple, list] = {}  # (checkpoint, height, width) -> [(digit index, read as, 28x28 seen)], Sketchpad style
+
+
+def misses_picture(images: np.ndarray, labels: np.ndarray, found: list, path: Path, scale: int = 4) -> Path:
+    """Each missed digit as a pair: the MNIST digit, and what the network saw once it was drawn and preprocessed."""
+    from PIL import ImageOps
+    side, columns = 28 * scale, 6
+    tile_w, tile_h = 2 * side + 3 * 8, side + 22
+    rows = max(1, math.ceil(len(found) / columns))
+    sheet = Image.new("RGB", (columns * tile_w, rows * tile_h), (40, 40, 40))
+    draw = ImageDraw.Draw(sheet)
+    for k, (i, read, seen) in enumerate(found):
+        x, y = (k % columns) * tile_w, (k // columns) * tile_h
+        pair = [Image.fromarray(images[i]), Image.fromarray(seen)]
+        for j, picture in enumerate(pair):
+            sheet.paste(ImageOps.scale(picture, scale, Image.NEAREST).convert("RGB"), (x + 8 + j * (side + 8), y + 20))
+        draw.text((x + 8, y + 4), f"{labels[i]} read as {read}", fill=(235, 235, 235))
+    sheet.save(path)
+    return path
+
+
 def sample(labels: torch.Tensor, per_class: int, seed: int = 0) -> np.ndarray:
     """A fixed, seeded, class-balanced sample of indices."""
     rng = np.random.default_rng(seed)
@@ -94,6 +115,7 @@ def digit_cells(readers: dict[str, Reader], images, labels, heights, widths) -> 
     checkpoint the target-cell digits' (top probability, stroke fraction)."""
     skeletons = [skeleton_of(d) for d in images]
     rows, target_top, target_stroke = [], {n: [] for n in readers}, {n: [] for n in readers}
+    misses.clear()
     for h in heights:
         for w in widths:
             drawn = [canvases(sk, h, w, seed=i) for i, sk in enumerate(skeletons)]
@@ -101,6 +123,9 @@ def digit_cells(readers: dict[str, Reader], images, labels, heights, widths) -> 
                 for style in STYLES:
                     p = reader.probabilities([d[style] for d in drawn])
                     correct = int((p.argmax(1) == labels).sum())
+                    if style == "sketchpad_rgba":  # what was missed, for misses_picture
+                        misses[(name, h, w)] = [(i, int(p[i].argmax()), reader.preprocess(drawn[i][style]))
+                                                for i in np.flatnonzero(p.argmax(1) != labels)]
                     rows.append({"checkpoint": name, "height": h, "width": w, "style": style,
                                  "target": w <= TARGET * h, "n": len(labels), "correct": correct,
                                  "accuracy": correct / len(labels)})
@@ -215,6 +240,13 @@ def run(args) -> Path:
     rows, digits = digit_cells(readers, images, labels, heights, widths)
     refusal = {name: not_digits(reader, digits[name], args.tiny) for name, reader in readers.items()}
     n = len(labels)
+    if args.misses:
+        h, w = args.misses
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name in readers:
+            if (name, h, w) in misses:
+                stem = Path(name).stem
+                print(f"-> {misses_picture(images, labels, misses[(name, h, w)], args.out / f'misses-{stem}-{h}px-{w}px.png')}")
     for name, reader in readers.items():
         print(f"\n== {name} ({reader.classifier.source}) ==\nAccuracy (%), {n} digits per cell ({per_class} per "
               f"class); '*': brush <= {TARGET:.0%} of height. Binomial noise at 97%: "
@@ -257,6 +289,8 @@ def main(argv=None) -> int:
                              "the same drawings (default: mnist, the shipped file)")
     parser.add_argument("--heights", type=int, nargs="+", help=f"ink heights, canvas px (default {HEIGHTS})")
     parser.add_argument("--widths", type=int, nargs="+", help=f"brush widths, canvas px (default {WIDTHS})")
+    parser.add_argument("--misses", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                        help="also save a picture of each checkpoint's misses in that cell (Sketchpad style)")
     args = parser.parse_args(argv)
     args.checkpoint = args.checkpoint or ["mnist"]
     calibrate(args.data_root) if args.calibrate else run(args)

@@ -146,7 +146,8 @@ def test_drawing_benchmark_tiny_run_writes_its_tables(data_root, tmp_path):
     pytest.importorskip("skimage", reason="scikit-image (requirements-dev.txt) draws the benchmark's digits")
     sys.path.insert(0, str(ROOT / "bench"))
     import drawing
-    assert drawing.main(["--tiny", "--data-root", data_root, "--out", str(tmp_path)]) == 0
+    assert drawing.main(["--tiny", "--data-root", data_root, "--out", str(tmp_path), "--misses", "60", "36"]) == 0
+    assert (tmp_path / "misses-mnist-60px-36px.png").is_file()  # a 36 px brush on a 60 px digit: some misses
     result = json.loads((tmp_path / "drawing.json").read_text())
     assert {r["style"] for r in result["rows"]} == {"sketchpad_rgba", "dark_on_white", "light_on_dark"}
     assert all(0 <= r["accuracy"] <= 1 for r in result["rows"]) and result["not_a_digit"]["mnist"]
