@@ -5,12 +5,12 @@ from .preprocessing import ink_box, ink_map, stroke_fraction
 
 # Measured with bench/drawing.py (200 re-drawn MNIST digits per cell, the 22 cells with brush <= 30% of the height,
 # 3 styles; 272 letters, 200 scribbles, 100 filled blobs, all drawn as on the Sketchpad). Top probability below
-# SURE: 2% of digits, 29% of letters, 46% of scribbles, 65% of blobs (below 0.5: 1%, 10%, 20%, 38%).
+# SURE: 1% of digits, 32% of letters, 46% of scribbles, 78% of blobs (below 0.5: 1%, 12%, 22%, 54%).
 SURE = 0.7
 # Stroke width over the ink's longer side (preprocessing.stroke_fraction). MNIST's boldest 1% is 0.22, re-drawn
-# digits' 99th percentile 0.32; a filled blob's median is 0.32 (a filled disc: 0.5). Above BLOB: 0.11% of the
-# digits, no letter or scribble, 64% of blobs (with SURE: 80%), and most digits too small for their brush
-# (60 px tall with a 24 px brush: 60%, read right 63% of the time; with 36 px: 100%, read right 12%).
+# digits' 99th percentile 0.32; a filled blob's median is 0.32 (a filled disc: 0.5). Above BLOB: 0.2% of the
+# target cells' digits, no letter or scribble, 22% of blobs (with SURE: 82%), and most digits too small for their brush
+# (60 px tall with a 24 px brush: 60%, read right 95% of the time; with 36 px: 100%, read right 22%).
 BLOB = 0.35
 
 

@@ -205,56 +205,16 @@ def augment_settings(dataset: str) -> dict:
         {"shift": 4, "flip": True, "padding_mode": "reflection"}
 
 
-BOLD_SCALE = 2  # the morphology runs at 2x native size (56 px for MNIST): one step is 1/40 of a digit's height
-BOLD_MAX_STEPS = 6  # 3x3 steps, up to a brush ~0.4 of the digit's height (24 px on a 60 px digit): a loop fills
-# when the brush is wider than its hole, and MNIST's own strokes are ~0.13 of the height
-
-
-def bold_strokes(x: torch.Tensor, share: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """float (N, C, h, w) in [0, 1] -> (N, C, 2h, 2w): a random `share` of the digits as a thick brush leaves them
-    once preprocessing has thinned the stroke into MNIST's range (preprocessing.fit_stroke_width): dilated by
-    1..BOLD_MAX_STEPS steps, which fills the loops and gaps narrower than the brush, then eroded by as many steps
-    or one fewer (thinning stops at the bold end of MNIST's range). The other digits are only upscaled."""
-    n = x.shape[0]
-    grow = torch.randint(1, BOLD_MAX_STEPS + 1, (n,), generator=generator, device=x.device)
-    shrink = grow - torch.randint(0, 2, (n,), generator=generator, device=x.device)
-    chosen = torch.rand(n, generator=generator, device=x.device) < share
-    x = F.interpolate(x, scale_factor=BOLD_SCALE, mode="bilinear", align_corners=False)
-    return dilate_erode(x, torch.where(chosen, grow, 0), torch.where(chosen, shrink, 0))
-
-
-def dilate_erode(x: torch.Tensor, grow: torch.Tensor, shrink: torch.Tensor) -> torch.Tensor:
-    """Each image (N, C, H, W) dilated by its own `grow` (N,) 3x3 steps, then eroded by its own `shrink` (N,):
-    with shrink == grow, a morphological closing. The steps alternate a square and a cross (a rounded brush).
-    Max-pools on the device; a loop filled by the dilation stays filled."""
-    grow, shrink = grow.view(-1, 1, 1, 1), shrink.view(-1, 1, 1, 1)
-
-    def dilate(t: torch.Tensor, step: int) -> torch.Tensor:  # one 3x3 step: a square on odd steps, a cross on even
-        if step % 2:
-            return F.max_pool2d(t, 3, stride=1, padding=1)
-        return torch.maximum(F.max_pool2d(t, (1, 3), stride=1, padding=(0, 1)),
-                             F.max_pool2d(t, (3, 1), stride=1, padding=(1, 0)))
-
-    for step in range(1, int(grow.max()) + 1):
-        x = torch.where(grow >= step, dilate(x, step), x)
-    for step in range(1, int(shrink.max()) + 1):  # erosion: a dilation of the negative
-        x = torch.where(shrink >= step, -dilate(-x, step), x)
-    return x
-
-
-def prepare_batch(images: torch.Tensor, preset: str, input_size: int, *, augment: bool = False, bold: float = 0.0,
+def prepare_batch(images: torch.Tensor, preset: str, input_size: int, *, augment: bool = False,
                   generator: torch.Generator | None = None, channels_last: bool = False) -> torch.Tensor:
     """uint8 (N, C, h, w) -> normalized float (N, C, input_size, input_size), on the images' device.
 
     Resize, random shift and flip are one `grid_sample` (a per-sample affine map), so augmentation and
-    upscaling cost a single pass over the output pixels instead of a PIL round trip per image. `bold` is the share
-    of digits given bold strokes first (`bold_strokes`).
+    upscaling cost a single pass over the output pixels instead of a PIL round trip per image.
     """
     p = PRESETS[preset]
     x = images.float().div_(255)
     n, c, h, w = x.shape
-    if bold > 0:
-        x = bold_strokes(x, bold, generator)  # now (N, C, 2h, 2w); the shift below stays in native px
     if augment:
         settings = augment_settings(p.dataset)
         theta = torch.zeros(n, 2, 3, device=x.device)

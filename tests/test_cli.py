@@ -35,23 +35,24 @@ def test_bad_flags_exit_with_a_message(capsys):
 @pytest.mark.slow
 def test_recipe_dry_run_trains_one_real_step_and_writes_a_checkpoint(data_root, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
-    assert train_main(["--recipe", "mnist", "--dry-run", "--data-root", data_root, "--out", str(out)]) == 0
+    assert train_main(["--recipe", "mnist_base", "--dry-run", "--data-root", data_root, "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["checkpoint"] == str(out) and 0 <= summary["test_accuracy"] <= 1
     _, meta = checkpoints.load_checkpoint(out)
-    assert meta["recipe"] == "mnist" and meta["config"]["schedule"] == "onecycle" and meta["epochs_done"] == 1
-    assert "--recipe mnist --dry-run" in meta["command"]
-    # the bold-stroke fine-tune recipe, on top of that file: one more real step
+    assert meta["recipe"] == "mnist_base" and meta["config"]["schedule"] == "onecycle" and meta["epochs_done"] == 1
+    assert "--recipe mnist_base --dry-run" in meta["command"]
+    # the shipped file's second run, the re-drawn-digits fine-tune, on top of that file: one more real step (on a
+    # subset: the first run with a set of digits re-draws them all)
     child = tmp_path / "child.safetensors"
-    assert train_main(["--recipe", "mnist_bold", "--init", str(out), "--dry-run", "--data-root", data_root,
-                       "--out", str(child)]) == 0
+    assert train_main(["--recipe", "mnist", "--init", str(out), "--subset", "256", "--dry-run", "--data-root",
+                       data_root, "--out", str(child)]) == 0
     _, meta = checkpoints.load_checkpoint(child)
-    assert meta["init_sha256"] == checkpoints.sha256_of(out) and meta["config"]["bold"] == 0.5
+    assert meta["init_sha256"] == checkpoints.sha256_of(out) and meta["config"]["sketch"] == 0.5
 
 
 def test_a_fine_tuning_recipe_without_its_parent_file_says_which_file(data_root, tmp_path, capsys):
     missing = tmp_path / "mnist-base.safetensors"
-    assert train_main(["--recipe", "mnist_bold", "--init", str(missing), "--dry-run", "--data-root", data_root]) == 1
+    assert train_main(["--recipe", "mnist", "--init", str(missing), "--dry-run", "--data-root", data_root]) == 1
     assert f"{missing}: no such checkpoint file" in capsys.readouterr().err
 
 

@@ -18,7 +18,7 @@ TINY = dict(dataset="mnist", input_size=65, subset=256, batch_size=32, epochs=2,
     ("lr", 0.0, "lr=0.0"), ("lr", -1.0, "lr"), ("lr", math.nan, "lr"), ("lr", 1e9, "lr"),
     ("batch_size", 0, "batch_size"), ("input_size", 64, "from 65"), ("optimizer", "lbfgs", "optimizer"),
     ("schedule", "cosine", "schedule"), ("dataset", "imagenet", "dataset"), ("preset", "cifar10", "preset"),
-    ("bold", 1.5, "bold=1.5"), ("bold", -0.1, "bold"),
+    ("sketch", 1.5, "sketch=1.5"), ("sketch", -0.1, "sketch"),
     ("classifier_width", 8, "classifier_width=8 is out of range"), ("classifier_width", 512.5, "classifier_width"),
     ("dropout", 1.0, "dropout=1.0 is out of range"), ("dropout", -0.1, "dropout"), ("batch_norm", 1, "batch_norm"),
 ])
@@ -212,11 +212,6 @@ def test_the_timelapse_benchmark_runs_at_tiny_sizes(data_root, tmp_path):
     assert rows[0]["snapshots"] == 0 and rows[1]["snapshots"] == 4 and rows[1]["images_per_s"] > 0
 
 
-def test_bold_strokes_are_for_digits_only():
-    with pytest.raises(ValueError, match="bold=0.5 is out of range.*mnist"):
-        TrainConfig(dataset="cifar10", bold=0.5)
-
-
 def test_a_sketch_run_shows_the_network_its_digits_as_a_brush_draws_them(data_root):
     pytest.importorskip("skimage", reason="scikit-image (requirements-dev.txt) traces the digits' skeletons")
     one_step = {**TINY, "epochs": 1, "max_batches": 1}
@@ -230,10 +225,10 @@ def test_a_sketch_run_shows_the_network_its_digits_as_a_brush_draws_them(data_ro
 def test_a_fine_tuning_run_starts_from_its_parent_and_records_it(data_root, tmp_path):
     from alexnet_demo.checkpoints import CheckpointError, sha256_of
     parent = run(TrainConfig(**TINY, data_root=data_root, out=str(tmp_path / "parent.safetensors")))[-1]
-    child = run(TrainConfig(**{**TINY, "epochs": 1, "max_batches": 1}, lr=1e-12, bold=0.5, data_root=data_root,
+    child = run(TrainConfig(**{**TINY, "epochs": 1, "max_batches": 1}, lr=1e-12, data_root=data_root,
                             init=parent.checkpoint, out=str(tmp_path / "child.safetensors")))[-1]
     assert child.meta["init_sha256"] == sha256_of(parent.checkpoint)
-    assert child.meta["init_test_accuracy"] == parent.test_accuracy and child.meta["config"]["bold"] == 0.5
+    assert child.meta["init_test_accuracy"] == parent.test_accuracy
     for name, tensor in parent.model.state_dict().items():  # one step at lr 1e-12: the parent's weights
         assert torch.allclose(child.model.state_dict()[name], tensor, atol=1e-3), name
     with pytest.raises(CheckpointError, match="mnist model at 65 px without BatchNorm, 4096 wide cannot start a mnist run at 224 px"):
