@@ -43,6 +43,7 @@ def test_recipe_dry_run_trains_one_real_step_and_writes_a_checkpoint(data_root, 
     assert "--recipe mnist_base --dry-run" in meta["command"]
     # the shipped file's second run, the re-drawn-digits fine-tune, on top of that file: one more real step (on a
     # subset: the first run with a set of digits re-draws them all)
+    pytest.importorskip("skimage", reason="scikit-image (requirements-dev.txt) re-draws the digits")
     child = tmp_path / "child.safetensors"
     assert train_main(["--recipe", "mnist", "--init", str(out), "--subset", "256", "--dry-run", "--data-root",
                        data_root, "--out", str(child)]) == 0
