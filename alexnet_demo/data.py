@@ -31,7 +31,7 @@ class Dataset:
     classes: tuple[str, ...]
     source: str  # where it came from, for messages and checkpoint metadata
     drawn: torch.Tensor | None = None  # (N, C, H, W) uint8: the same digits as a visitor's brush draws them
-    # (sketch.redraw_all), when a run asks for them
+    # (sketch.redraw_chunk), when a run asks for them
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -155,7 +155,7 @@ def load_image_folder(folder: str | os.PathLike, cache_dir=None) -> Dataset:
 
 
 def with_drawn(data: Dataset, data_root=None, seed: int = 0) -> Dataset:
-    """MNIST `data` with `drawn`: every digit re-drawn by a visitor's brush (sketch.redraw_all, ~7 ms a digit on one
+    """MNIST `data` with `drawn`: every digit re-drawn by a visitor's brush (sketch.redraw, ~7 ms a digit on one
     core, so worked in parallel processes), cached beside the data like a decoded image folder."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
