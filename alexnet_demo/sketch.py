@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from .preprocessing import digit_to_mnist
+
 CANVAS = 480  # the app's Sketchpad canvas, px
 # The drawings the `sketch` augmentation makes: ink 60-400 px tall (the benchmark's range, log-uniform) and a brush
 # of 3% to 40% of that height (the benchmark's target stops at 30%; a bit past it teaches the bold end)
@@ -65,7 +67,6 @@ def redraw(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """uint8 (28, 28) MNIST digit -> uint8 (28, 28): traced at a random height and brush, hard-edged or anti-aliased,
     then through the app's own preprocessing (so training sees what the app feeds the model). A digit with no
     skeleton comes back as it was."""
-    from .preprocessing import digit_to_mnist
     points = skeleton_of(digit)
     if len(points) < 2:
         return digit

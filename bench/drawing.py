@@ -62,6 +62,7 @@ class Reader:
         self.cache: dict[bytes, np.ndarray] = {}
         self.seconds = []  # preprocessing time per canvas
         self.strokes = []  # each canvas's stroke width over its ink's longer side (confidence.BLOB)
+        self.seen = []  # the last call's 28x28 inputs (None where nothing was drawn)
 
     @torch.inference_mode()
     def probabilities(self, images: list) -> np.ndarray:
@@ -79,10 +80,8 @@ class Reader:
             x = torch.cat([self.classifier.to_batch(s) for _, s in chunk])
             p = self.classifier.model(x).float().softmax(1).numpy()
             self.cache.update({key: row for (key, _), row in zip(chunk, p)})
+        self.seen = seen
         return np.stack([self.cache[s.tobytes()] if s is not None else np.full(10, np.nan) for s in seen])
-
-
-misses: dict[tuple, list] = {}  # (checkpoint, height, width) -> [(digit index, read as, 28x28 seen)], Sketchpad style
 
 
 def misses_picture(images: np.ndarray, labels: np.ndarray, found: list, path: Path, scale: int = 4) -> Path:
@@ -110,12 +109,13 @@ def sample(labels: torch.Tensor, per_class: int, seed: int = 0) -> np.ndarray:
     return np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)])
 
 
-def digit_cells(readers: dict[str, Reader], images, labels, heights, widths) -> tuple[list[dict], dict]:
-    """Accuracy per (checkpoint, height, width, style), each cell drawn once and read by every checkpoint; and per
-    checkpoint the target-cell digits' (top probability, stroke fraction)."""
+def digit_cells(readers: dict[str, Reader], images, labels, heights, widths) -> tuple[list[dict], dict, dict]:
+    """Accuracy per (checkpoint, height, width, style), each cell drawn once and read by every checkpoint; per
+    checkpoint the target-cell digits' (top probability, stroke fraction); and per (checkpoint, height, width) the
+    Sketchpad-style misses as (digit index, read as, 28x28 seen), for misses_picture."""
     skeletons = [skeleton_of(d) for d in images]
     rows, target_top, target_stroke = [], {n: [] for n in readers}, {n: [] for n in readers}
-    misses.clear()
+    misses = {}
     for h in heights:
         for w in widths:
             drawn = [canvases(sk, h, w, seed=i) for i, sk in enumerate(skeletons)]
@@ -124,7 +124,7 @@ def digit_cells(readers: dict[str, Reader], images, labels, heights, widths) -> 
                     p = reader.probabilities([d[style] for d in drawn])
                     correct = int((p.argmax(1) == labels).sum())
                     if style == "sketchpad_rgba":  # what was missed, for misses_picture
-                        misses[(name, h, w)] = [(i, int(p[i].argmax()), reader.preprocess(drawn[i][style]))
+                        misses[(name, h, w)] = [(i, int(p[i].argmax()), reader.seen[i])
                                                 for i in np.flatnonzero(p.argmax(1) != labels)]
                     rows.append({"checkpoint": name, "height": h, "width": w, "style": style,
                                  "target": w <= TARGET * h, "n": len(labels), "correct": correct,
@@ -134,7 +134,7 @@ def digit_cells(readers: dict[str, Reader], images, labels, heights, widths) -> 
                         target_stroke[name].append(reader.strokes[-len(labels):])
                 print(f"  {name}: height {h:3d} width {w:2d}: " + "  ".join(
                     f"{r['style']} {r['accuracy']:.1%}" for r in rows[-len(STYLES):]), flush=True)
-    return rows, {n: (np.concatenate(target_top[n]), np.concatenate(target_stroke[n])) for n in readers}
+    return rows, {n: (np.concatenate(target_top[n]), np.concatenate(target_stroke[n])) for n in readers}, misses
 
 
 # ---- not a digit ---------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def run(args) -> Path:
     images, labels = data.images[index, 0].numpy(), data.labels[index].numpy()
     heights, widths = ((60, 250), (6, 36)) if args.tiny else (args.heights or HEIGHTS, args.widths or WIDTHS)
     started = time.time()
-    rows, digits = digit_cells(readers, images, labels, heights, widths)
+    rows, digits, misses = digit_cells(readers, images, labels, heights, widths)
     refusal = {name: not_digits(reader, digits[name], args.tiny) for name, reader in readers.items()}
     n = len(labels)
     if args.misses:
