@@ -58,7 +58,7 @@ class AlexNetMNIST(AlexNet):
     BatchNorm after every conv (conv bias off: BN's shift replaces it), which trains in far fewer images."""
 
     def __init__(self, num_classes: int = 10, input_size: int = 224, dropout: float = 0.5, batch_norm: bool = False,
-                 width: int = 4096):
+                 classifier_width: int = 4096):
         super().__init__()
         bn = batch_norm
         self.features = nn.Sequential(OrderedDict([
@@ -78,9 +78,9 @@ class AlexNetMNIST(AlexNet):
         ]))
         flat = flat_features(self.features, 1, input_size)  # 6400 at 224 px
         self.classifier = nn.Sequential(
-            nn.Linear(flat, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(width, num_classes),
+            nn.Linear(flat, classifier_width), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(classifier_width, classifier_width), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(classifier_width, num_classes),
         )
 
 
@@ -89,7 +89,7 @@ class AlexNetCIFAR10(AlexNet):
     `batch_norm=True` adds a BatchNorm after conv3-5 as well (their bias off), so every conv has one."""
 
     def __init__(self, num_classes: int = 10, input_size: int = 50, dropout: float = 0.5, batch_norm: bool = False,
-                 width: int = 4096):
+                 classifier_width: int = 4096):
         super().__init__()
         bn = batch_norm
         self.features = nn.Sequential(OrderedDict([
@@ -109,9 +109,9 @@ class AlexNetCIFAR10(AlexNet):
         ]))
         flat = flat_features(self.features, 3, input_size)  # 256 at 50 px
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(flat, width), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(width, width), nn.ReLU(inplace=True),
-            nn.Linear(width, num_classes),
+            nn.Dropout(dropout), nn.Linear(flat, classifier_width), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(classifier_width, classifier_width), nn.ReLU(inplace=True),
+            nn.Linear(classifier_width, num_classes),
         )
 
 
@@ -168,8 +168,8 @@ def build_model(preset: str, input_size: int | None = None, num_classes: int = 1
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, not {preset!r}")
     size = PRESETS[preset].input_size if input_size is None else int(input_size)
-    return ARCHITECTURES[preset](num_classes=num_classes, input_size=size, dropout=dropout,
-                                 batch_norm=bool(batch_norm), width=int(classifier_width))
+    return ARCHITECTURES[preset](num_classes=num_classes, input_size=size, dropout=dropout, batch_norm=bool(batch_norm),
+                                 classifier_width=int(classifier_width))
 
 
 def feature_taps(model: nn.Module) -> dict[str, str]:
