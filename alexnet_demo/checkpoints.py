@@ -141,6 +141,8 @@ def save_state(path: Path, model, optimizer, generator: torch.Generator, progres
         tensors.update({f"optim.{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)) for k, v in s.items()})
     tensors["rng.generator"] = generator.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
+    if generator.device.type == "cuda":  # dropout on a GPU draws from the device's own generator
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(generator.device)
     progress = {**progress, "param_groups": opt["param_groups"]}
     atomic_save(tensors, path, {"progress": json.dumps(progress)})
 
@@ -159,8 +161,14 @@ def load_state(path: Path, model, optimizer, generator: torch.Generator) -> dict
             _, i, name = k.split(".", 2)
             state.setdefault(int(i), {})[name] = v
     optimizer.load_state_dict({"state": state, "param_groups": progress.pop("param_groups")})
+    for param, values in optimizer.state.items():  # the file's moments are contiguous: give each its parameter's
+        for name, v in values.items():  # strides (channels_last), which CUDA's fused Adam and SGD insist on
+            if torch.is_tensor(v) and v.shape == param.shape:
+                values[name] = torch.empty_like(param, dtype=v.dtype).copy_(v)
     generator.set_state(tensors["rng.generator"])
     torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and generator.device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng.cuda"], generator.device)
     return progress
 
 

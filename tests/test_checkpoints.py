@@ -66,3 +66,26 @@ def test_no_torch_load_without_weights_only():
         for line in text.splitlines():
             if "torch.load(" in line:
                 assert "weights_only=True" in line, (source, line)
+
+
+def test_resumed_optimizer_moments_keep_their_parameters_channels_last_strides(tmp_path):
+    """CUDA's fused Adam refuses moments whose strides differ from their parameter's; the file stores them
+    contiguous, so a resumed channels_last model must get them back in its own layout (seen on an H100)."""
+    from alexnet_demo.checkpoints import load_state, save_state
+
+    def model_and_optimizer():
+        model = build_model("mnist", input_size=65, classifier_width=16).to(memory_format=torch.channels_last)
+        return model, torch.optim.Adam(model.parameters())
+
+    model, optimizer = model_and_optimizer()
+    model(torch.randn(2, 1, 65, 65)).sum().backward()
+    optimizer.step()
+    save_state(tmp_path / "s.safetensors", model, optimizer, torch.Generator(), {"epoch": 1})
+    model, optimizer = model_and_optimizer()
+    load_state(tmp_path / "s.safetensors", model, optimizer, torch.Generator())
+    conv2 = model.features.conv2.weight  # (256, 96, 5, 5): optimizer index 2
+    assert conv2.stride() != conv2.contiguous().stride()  # the case that matters: a channels_last weight
+    for param, values in optimizer.state.items():
+        assert values["exp_avg"].stride() == param.stride() and values["exp_avg_sq"].stride() == param.stride()
+    saved = read_safetensors(tmp_path / "s.safetensors")[0]
+    assert torch.equal(optimizer.state[conv2]["exp_avg"], saved["optim.2.exp_avg"])  # same values, new strides
