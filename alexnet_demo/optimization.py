@@ -23,8 +23,10 @@ class Schedule:
     def __init__(self, config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):
         self.kind, self.scheduler = config.schedule, None
         if self.kind == "onecycle":  # +1: the step after the last batch must not run past the schedule's end
+            # Warm-up of 25%, but at least 2 steps: OneCycleLR divides by its length, 0 for a 3-step run at 25%
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=config.lr, total_steps=total_steps + 1, pct_start=0.25, anneal_strategy="linear")
+                optimizer, max_lr=config.lr, total_steps=total_steps + 1, pct_start=max(0.25, 2 / (total_steps + 1)),
+                anneal_strategy="linear")
         elif self.kind == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=2)
 
@@ -48,4 +50,9 @@ class Schedule:
             return
         if self.kind == "onecycle" and not state:  # state files written before schedules were saved
             state = {"last_epoch": step}
+        total = self.scheduler.state_dict().get("total_steps")
+        if self.kind == "onecycle" and state.get("total_steps", total) != total:  # its length is fixed at the start
+            raise ValueError(f"the state file's one-cycle schedule is {state['total_steps'] - 1} steps long and this "
+                             f"run's {total - 1}: resume with the --epochs, --subset and --batch-size of the run "
+                             "that wrote it")
         self.scheduler.load_state_dict({**self.scheduler.state_dict(), **state})

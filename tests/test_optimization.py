@@ -37,3 +37,11 @@ def test_without_onecycle_sgd_keeps_the_configured_momentum_and_plateau_divides_
     for loss in (1.0, 1.0, 1.0, 1.0):  # no lower loss for 3 epochs after the first: patience 2 runs out
         schedule.after_epoch(loss)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("total", range(1, 13))
+def test_a_short_onecycle_run_warms_up_then_anneals_at_any_length(total):
+    """A run of 3 steps used to divide by zero (a 25% warm-up of 4 schedule steps ends at step 0)."""
+    lrs, _ = stepped(TrainConfig(lr=0.1, schedule="onecycle"), total)
+    assert len(lrs) == total and all(0 < lr <= 0.1 + 1e-9 for lr in lrs)
+    assert total < 3 or lrs[1] > lrs[0]  # it warms up

@@ -91,6 +91,14 @@ def test_resume_continues_where_the_state_file_left_off(data_root, tmp_path):
     assert [e.train_loss for e in resumed if isinstance(e, StepEvent)] == pytest.approx(full_losses, rel=1e-4)
 
 
+def test_resuming_a_one_cycle_run_with_another_length_is_refused_with_what_to_do(data_root, tmp_path):
+    out = tmp_path / "m.safetensors"
+    config = {**TINY, "epochs": 1, "schedule": "onecycle", "data_root": data_root}
+    run(TrainConfig(**config, out=str(out)))
+    with pytest.raises(ValueError, match="one-cycle schedule is 3 steps long and this run's 6: resume with the --epochs"):
+        run(TrainConfig(**{**config, "epochs": 2}, out=str(out)), resume=state_path(out))
+
+
 def test_batch_larger_than_data_and_subset_larger_than_dataset_are_refused(data_root):
     with pytest.raises(ValueError, match="batch_size=512 is out of range: only 256"):
         run(TrainConfig(**{**TINY, "batch_size": 512}, data_root=data_root))
