@@ -35,6 +35,10 @@ def setup(world: World, device: torch.device) -> torch.device:
     if device.type == "mps":
         raise ValueError("device='mps' cannot train with torchrun (no collective backend for MPS): use cpu or cuda")
     if device.type == "cuda":
+        if world.local_rank >= torch.cuda.device_count():
+            raise ValueError(f"process {world.local_rank} on this node has no GPU of its own (the node has "
+                             f"{torch.cuda.device_count()}): start one process per GPU (--nproc_per_node) or train "
+                             "on the CPU (--device cpu)")
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():

@@ -16,7 +16,7 @@ TIMEOUT_S = 600  # a quiet 2-core machine needs about a minute for each launch h
 def torchrun(data_root, *flags, processes=2) -> subprocess.Popen:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                "-m", "alexnet_demo.train", "--dataset", "mnist", "--data-root", data_root, "--input-size", "65",
-               *flags]
+               "--device", "cpu", *flags]  # cpu: on a one-GPU machine the second process would have no GPU
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -60,3 +60,14 @@ def test_a_global_batch_the_processes_cannot_share_is_refused(data_root):
     process = torchrun(data_root, "--subset", "512", "--batch-size", "33", "--epochs", "1")
     out, err = process.communicate(timeout=TIMEOUT_S)
     assert process.returncode != 0 and "batch_size=33 is out of range" in err and "multiple of 2" in err
+
+
+def test_a_process_without_a_gpu_of_its_own_is_told_so(monkeypatch):
+    """Two processes on a one-GPU node: the second is refused with what to do, before any CUDA call (seen on an
+    H100 machine, where NCCL failed with an unclear message instead)."""
+    import torch
+    from alexnet_demo import distributed
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"process 1 on this node has no GPU of its own \(the node has 1\)"):
+        distributed.setup(distributed.World(rank=1, local_rank=1, size=2), torch.device("cuda"))
