@@ -111,7 +111,8 @@ def engine_images_per_s(preset: str, size: int, batch_size: int, steps: int, war
 def throughput(args) -> Path:
     device = pick_device()
     workers = args.workers if args.workers is not None else (4 if device.type == "cuda" else 0)
-    presets = [("mnist", 224), ("cifar10", 50)] if not args.tiny else [("mnist", 65), ("cifar10", 50)]
+    sizes = {"mnist": 65 if args.tiny else 224, "cifar10": 50}
+    presets = [(preset, sizes[preset]) for preset in args.datasets]
     rows = []
     for preset, size in presets:
         base = sources_pipeline_images_per_s(preset, size, args.batch_size, args.steps, args.warmup, args.data_root,
@@ -137,7 +138,7 @@ TARGETS = {"mnist": 0.992, "cifar10": 0.80}
 def time_to_accuracy(args) -> Path:
     device = pick_device()
     rows = []
-    for preset in ("mnist", "cifar10"):
+    for preset in args.datasets:
         for seed in range(args.seeds):
             # the shipped checkpoint's own recipe from fresh weights (alexnet_demo.config.RECIPES: MNIST's first
             # run, as its second starts from the first's file); --tiny: a sliver of the data
@@ -302,6 +303,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers for the sources' pipeline")
     parser.add_argument("--seeds", type=int, default=3, help="seeds for time to accuracy")
+    parser.add_argument("--datasets", nargs="+", choices=["mnist", "cifar10"], default=["mnist", "cifar10"],
+                        help="which to measure (throughput, accuracy)")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: exercise the code paths only")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

@@ -40,8 +40,10 @@ MAX_TRAIN_S = _cap("ALEXNET_DEMO_MAX_TRAIN_S", 1800)
 GPU_DURATION = _cap("ALEXNET_DEMO_GPU_DURATION", 120)  # s: the longest ZeroGPU slot a run may ask for
 SLOT_MARGIN_S = 20  # s of the slot left after training for the final test and the checkpoint
 SNAPSHOTS_MIN = 20  # time-lapse pictures per run: steps // (steps // 20) is 20 to 40 (runs of 20+ steps)
-# A guess, not a measurement: AlexNet images/s at 224 px on a ZeroGPU slice (half an H200) with bf16, training and
-# evaluation together. The slot asked for is charged to the visitor's quota, so an estimate beats the maximum.
+# AlexNet images/s at 224 px on a ZeroGPU slice with bf16, training and evaluation together: a whole H100 trained the
+# GPU form defaults at 18,800 (README: Performance, GPU); a slice (H200 MIG 3g.71gb, 60 of 132 SMs) should give about
+# half; 4,000 leaves 2x headroom. The slot asked for is charged to the visitor's quota, so an estimate beats the
+# maximum. Not yet measured on a real ZeroGPU Space.
 GPU_IMAGES_PER_S_224 = 4000
 TEST_IMAGES = 10_000  # both datasets' official test sets; tested once, at the end of a run
 # Each epoch is evaluated on 1% of the training images held out (600 MNIST, 500 CIFAR-10 digits/photos), not on the
