@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from .preprocessing import ink_box, ink_map, stroke_fraction
 
-# Measured with bench/drawing.py (200 re-drawn MNIST digits per cell, the 22 cells with brush <= 30% of the height,
+# Measured with bench/drawing.py (1,000 re-drawn MNIST digits per cell, the 22 cells with brush <= 30% of the height,
 # 3 styles; 272 letters, 200 scribbles, 100 filled blobs, all drawn as on the Sketchpad). Top probability below
-# SURE: 1% of digits, 32% of letters, 46% of scribbles, 78% of blobs (below 0.5: 1%, 12%, 22%, 54%).
+# SURE: 1% of digits, 32% of letters, 46% of scribbles, 78% of blobs (below 0.5: 0.2%, 12%, 22%, 54%).
 SURE = 0.7
 # Stroke width over the ink's longer side (preprocessing.stroke_fraction). MNIST's boldest 1% is 0.22, re-drawn
 # digits' 99th percentile 0.32; a filled blob's median is 0.32 (a filled disc: 0.5). Above BLOB: 0.2% of the
 # target cells' digits, no letter or scribble, 22% of blobs (with SURE: 82%), and most digits too small for their brush
-# (60 px tall with a 24 px brush: 60%, read right 95% of the time; with 36 px: 100%, read right 22%).
+# (60 px tall with a 24 px brush: about 60%, read right 93% of the time; with 36 px: all, read right 27%).
 BLOB = 0.35
 
 
