@@ -50,8 +50,8 @@ class Schedule:
             return
         if self.kind == "onecycle" and not state:  # state files written before schedules were saved
             state = {"last_epoch": step}
-        total = self.scheduler.state_dict().get("total_steps")
-        if self.kind == "onecycle" and state.get("total_steps", total) != total:  # its length is fixed at the start
+        total = getattr(self.scheduler, "total_steps", None)  # one-cycle's length is fixed when the run starts
+        if self.kind == "onecycle" and state.get("total_steps", total) != total:
             raise ValueError(f"the state file's one-cycle schedule is {state['total_steps'] - 1} steps long and this "
                              f"run's {total - 1}: resume with the --epochs, --subset and --batch-size of the run "
                              "that wrote it")

@@ -26,6 +26,14 @@ def user_errors(*kinds: type[Exception]):
         raise gr.Error(str(e)) from None
 
 
+def top_channels_image(**kwargs) -> gr.Image:
+    """The Draw and Photo tabs' picture of each layer's most active channels, under a heading of its own: gradio's
+    label floats over a picture's first row and hid its channel numbers (on a phone, conv1's whole row)."""
+    gr.Markdown("**Each layer's 6 most active channels** (#channel number; the Why? tab uses them)")
+    return gr.Image(label="Each layer's 6 most active channels", show_label=False, interactive=False,
+                    buttons=["download", "fullscreen"], format="png", **kwargs)
+
+
 def classifier_for(preset: str, trained: Classifier | None) -> Classifier:
     """This visitor's trained model if they chose one, else the shipped checkpoint."""
     if trained is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..confidence import doubt
-from .common import current_result, grids, is_blank, panel, run_model
+from .common import current_result, grids, is_blank, panel, run_model, top_channels_image
 
 # The Sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush so that a visitor
 # can always just draw.
@@ -66,10 +66,7 @@ def tab(trained: gr.State) -> gr.Sketchpad:
                 label = gr.Label(num_top_classes=10, label="Probabilities", value="Draw a digit", elem_id="digit-label")
                 seen = gr.Image(label="What the network sees (28×28, MNIST-style)", height=260, interactive=False,
                                 format="png", elem_id="digit-seen")
-        # a heading above rather than gradio's label, which floats over the picture's first row
-        gr.Markdown("**Each layer's 6 most active channels** (#channel number; the Why? tab uses them)")
-        top_maps = gr.Image(label="Each layer's 6 most active channels", show_label=False, interactive=False,
-                            buttons=["download", "fullscreen"], format="png", elem_id="digit-top-channels")
+        top_maps = top_channels_image(elem_id="digit-top-channels")
         # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
         grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")
         with gr.Accordion("Every channel of every layer", open=False) as every:

@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..models import PRESETS
-from .common import current_result, grids, panel, run_model
+from .common import current_result, grids, panel, run_model, top_channels_image
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 LOW_CONFIDENCE = 0.5  # below this top probability the photo may show none of the ten classes (digits: confidence.py)
@@ -64,10 +64,7 @@ def tab(trained: gr.State) -> PhotoInput:
                 label = gr.Label(num_top_classes=5, label="Top 5")
                 seen = gr.Image(label="What the network sees (32×32 → 50×50)", height=260, interactive=False,
                                 format="png")
-        # a heading above rather than gradio's label, which floats over the picture's first row
-        gr.Markdown("**Each layer's 6 most active channels** (#channel number; the Why? tab uses them)")
-        top_maps = gr.Image(label="Each layer's 6 most active channels", show_label=False, interactive=False,
-                            buttons=["download", "fullscreen"], format="png")
+        top_maps = top_channels_image()
         # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
         grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")
         with gr.Accordion("Every channel of every layer", open=False) as every:
