@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,18 @@ from .models import CIFAR10_CLASSES, MNIST_CLASSES, PRESETS
 DATASETS = ("mnist", "cifar10")
 TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}  # the size of each official training set
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+_TORCHVISION_LOCK = threading.Lock()
+
+
+def import_torchvision():
+    """torchvision, imported on first use (it costs ~1.8 s, kept out of app start) and under one lock: its package
+    imports its submodules circularly, so two threads importing it at once (the app's warm-up and a visitor's first
+    request, or a test loading data) can deadlock in CPython's import locks."""
+    with _TORCHVISION_LOCK:
+        import torchvision
+    return torchvision
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -85,7 +98,7 @@ def _missing(name: str, looked: list[Path], error: Exception | None) -> DataNotF
 
 
 def _load_mnist(root: Path, split: str, download: bool) -> Dataset:
-    from torchvision.datasets import MNIST
+    MNIST = import_torchvision().datasets.MNIST
 
     raw = root / "MNIST" / "raw"
     error = None
@@ -99,7 +112,7 @@ def _load_mnist(root: Path, split: str, download: bool) -> Dataset:
 
 
 def _load_cifar10(root: Path, split: str, download: bool) -> Dataset:
-    from torchvision.datasets import CIFAR10
+    CIFAR10 = import_torchvision().datasets.CIFAR10
 
     pickled = root / "cifar-10-batches-py"
     folders = [root / "cifar10-jpg" / split, root / "cifar10" / split, root / split]

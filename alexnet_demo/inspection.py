@@ -12,6 +12,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image
 
+from .data import import_torchvision
+
 CMAP = "magma"  # one colour map everywhere: black = 0 (silent), bright = the layer's strongest response
 GAP = 255  # palette index of the white gaps between tiles; 0..254 are the colour map
 PALETTE = np.vstack([(colormaps[CMAP](np.linspace(0, 1, 255))[:, :3] * 255).astype(np.uint8),
@@ -30,7 +32,7 @@ def grid_indices(fmap: torch.Tensor, max_channels: int | None = None, upscale: i
     if upscale > 1:
         fmap = fmap.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
     vmax = max(float(fmap.max()), 1e-8)
-    from torchvision.utils import make_grid  # here, not at import: torchvision costs ~1.8 s of app start
+    make_grid = import_torchvision().utils.make_grid  # on first use: see import_torchvision
     grid = make_grid(fmap[:, None], nrow=math.ceil(math.sqrt(c)), padding=1, pad_value=float("nan"))[0]
     indices = (torch.nan_to_num(grid, nan=0.0) / vmax).clamp(0, 1).mul(254).round().to(torch.uint8).numpy()
     indices[torch.isnan(grid).numpy()] = GAP
@@ -104,7 +106,7 @@ def filters_figure(model: torch.nn.Module) -> Figure:
     high = weight.amax(dim=(1, 2, 3), keepdim=True)
     tiles = (weight - low) / (high - low).clamp(min=1e-8)
     tiles = tiles.repeat_interleave(4, 2).repeat_interleave(4, 3)
-    from torchvision.utils import make_grid
+    make_grid = import_torchvision().utils.make_grid
     grid = make_grid(tiles, nrow=12, padding=2, pad_value=1.0)
     fig = Figure(figsize=(7.5, 7.5 * grid.shape[1] / grid.shape[2] + 0.5), layout="constrained")
     ax = fig.subplots()
@@ -123,7 +125,7 @@ def filter_grid(weights: torch.Tensor, columns: int = 12, upscale: int = 3) -> I
     low = weight.amin(dim=(1, 2, 3), keepdim=True)
     high = weight.amax(dim=(1, 2, 3), keepdim=True)
     tiles = ((weight - low) / (high - low).clamp(min=1e-8)).repeat_interleave(upscale, 2).repeat_interleave(upscale, 3)
-    from torchvision.utils import make_grid
+    make_grid = import_torchvision().utils.make_grid
     grid = make_grid(tiles, nrow=columns, padding=1, pad_value=1.0)  # always 3 channels: gray is repeated
     array = grid.permute(1, 2, 0).mul(255).round().to(torch.uint8).numpy()
     return Image.fromarray(array if weight.shape[1] == 3 else np.ascontiguousarray(array[..., 0]))

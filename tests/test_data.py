@@ -1,4 +1,8 @@
 """Datasets load as real uint8 tensors, splits are stratified, batches are resized/augmented on the device."""
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -69,3 +73,45 @@ def test_augmentation_shifts_digits_but_keeps_their_ink():
     shifted = prepare_batch(images, "mnist", 56, augment=True, generator=g)
     assert not torch.allclose(plain, shifted)  # some samples moved
     assert torch.allclose(plain.sum(dim=(1, 2, 3)), shifted.sum(dim=(1, 2, 3)), rtol=1e-3)  # nothing cut off
+
+
+TORCHVISION_FROM_FOUR_THREADS = '''
+import sys, tempfile, threading, time
+import torch
+from alexnet_demo.data import _TORCHVISION_LOCK, DataNotFoundError, load_dataset
+from alexnet_demo.inspection import filter_grid, grid_indices
+
+assert "torchvision" not in sys.modules, "importing the package must not import torchvision"
+errors, empty = [], tempfile.mkdtemp()
+
+def call(f):
+    try:
+        f()
+    except DataNotFoundError:
+        pass  # the empty folder: expected, and only after torchvision was imported
+    except Exception as e:
+        errors.append(repr(e))
+
+calls = [lambda: grid_indices(torch.rand(4, 3, 3)), lambda: filter_grid(torch.rand(8, 1, 3, 3)),
+         lambda: load_dataset("mnist", "test", empty, download=False),
+         lambda: load_dataset("cifar10", "test", empty, download=False)]
+threads = [threading.Thread(target=call, args=(f,)) for f in calls]
+with _TORCHVISION_LOCK:
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    assert "torchvision" not in sys.modules, "a caller imported torchvision without the lock"
+for t in threads:  # released: all four want torchvision at the same moment
+    t.join()
+assert not errors, errors
+assert "torchvision" in sys.modules
+'''
+
+
+def test_torchvision_imported_from_four_threads_at_once_does_not_deadlock():
+    """CI once failed this way: the app's warm-up thread (feature-map tiles) and a test loading MNIST imported
+    torchvision at the same moment and CPython raised _DeadlockError inside torchvision's circular package imports.
+    Every lazy use of torchvision must wait on the one lock; then four threads at once all succeed."""
+    result = subprocess.run([sys.executable, "-c", TORCHVISION_FROM_FOUR_THREADS], capture_output=True, text=True,
+                            timeout=120, cwd=Path(__file__).parent.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
