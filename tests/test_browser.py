@@ -200,9 +200,21 @@ def touch_stroke(cdp, points):
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
+# Within one block: the pictures and labels that a toolbar button or a floating label covers (their boxes meet)
+COVERED = """(selector) => {
+  const shown = (query) => [...document.querySelector(selector).querySelectorAll(query)].filter((e) => {
+    const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; });
+  const meet = (a, b) => { const r = a.getBoundingClientRect(), s = b.getBoundingClientRect();
+    return r.left < s.right && s.left < r.right && r.top < s.bottom && s.top < r.bottom; };
+  const covers = shown('.icon-button, label[data-testid="block-label"]');
+  return shown('img, label[data-testid="block-label"]').filter((e) => covers.some((c) => c !== e && meet(e, c)))
+    .map((e) => e.tagName + ' ' + e.innerText);
+}"""
+
+
 def test_a_phone_draws_with_a_finger_and_gets_its_digit_read(browser, live_app):
     """390x844 with touch: a finger's stroke is read, the page does not scroll while drawing, nothing is wider
-    than the screen."""
+    than the screen, and no toolbar or floating label covers a label or a picture."""
     context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
                                   device_scale_factor=2)
     phone = context.new_page()
@@ -227,5 +239,19 @@ def test_a_phone_draws_with_a_finger_and_gets_its_digit_read(browser, live_app):
             phone.screenshot(path=str(SHOTS / "7-phone-draw.png"), full_page=True)
         widths = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], f"sideways scrolling: page {widths[0]} px on a {widths[1]} px screen"
+        phone.wait_for_selector("#digit-top-channels img", timeout=60_000)
+        for block in ("#sketch", "#digit-seen", "#digit-top-channels"):
+            assert phone.evaluate(COVERED, block) == [], f"{block}: covered on a phone"
+        # the other tabs do not fit the width: gradio folds them into its "More tabs" menu
+        phone.locator('button[aria-label="More tabs"]').click()
+        phone.locator(".overflow-dropdown button", has_text="Classify a photo").click()
+        phone.locator("#photo input[type=file]").set_input_files(str(photo.EXAMPLES_DIR / "cifar10" / "ship.png"))
+        phone.wait_for_selector("#photo-top-channels img", timeout=60_000)
+        phone.wait_for_timeout(1000)
+        phone.screenshot(path=str(SHOTS / "7-phone-photo.png"), full_page=True)
+        for block in ("#photo-seen", "#photo-top-channels"):
+            assert phone.evaluate(COVERED, block) == [], f"{block}: covered on a phone"
+        # the input's own clear / fullscreen buttons sit on its photo's corner, as on every gradio image input
+        assert [e for e in phone.evaluate(COVERED, "#photo") if not e.startswith("IMG")] == []
     finally:
         context.close()

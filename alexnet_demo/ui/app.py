@@ -21,10 +21,15 @@ every convolutional layer responds to; train your own and watch it learn."""
 
 CSS = """
 #sketch {max-width: 640px}
-@media (max-width: 640px) {#sketch {height: 400px !important}}  /* a phone: the square canvas fits without a tall empty box */
 #sketch canvas {touch-action: none}  /* a finger on the canvas draws; it does not scroll or zoom the page */
 #photo img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}  /* 32 px examples, large */
 .gallery-item .caption-label {font-size: 12px}
+@media (max-width: 640px) {  /* a phone */
+  #sketch {height: 400px !important}  /* the square canvas fits without a tall empty box */
+  /* gradio's floating labels sat under the canvas's zoom/undo bar and over the photo; the tab and icons name them */
+  :is(#sketch, #photo) > label[data-testid="block-label"] {display: none}
+  .picture .icon-button-wrapper {display: none}  /* over the top-channels panel's conv1 row; fingers zoom anyway */
+}
 """
 
 

@@ -26,12 +26,19 @@ def user_errors(*kinds: type[Exception]):
         raise gr.Error(str(e)) from None
 
 
+def picture(heading: str, label: str, **kwargs) -> gr.Image:
+    """An output picture under a heading of its own rather than gradio's floating label, which covers the picture's
+    top (the top-channels panel's first row of channel numbers; on a phone, half a 28×28 digit). `label` names it
+    for the API; class "picture" lets a phone hide its toolbar (app.CSS)."""
+    gr.Markdown(heading)
+    return gr.Image(label=label, show_label=False, interactive=False, buttons=["download", "fullscreen"],
+                    format="png", elem_classes=["picture"], **kwargs)
+
+
 def top_channels_image(**kwargs) -> gr.Image:
-    """The Draw and Photo tabs' picture of each layer's most active channels, under a heading of its own: gradio's
-    label floats over a picture's first row and hid its channel numbers (on a phone, conv1's whole row)."""
-    gr.Markdown("**Each layer's 6 most active channels** (#channel number; the Why? tab uses them)")
-    return gr.Image(label="Each layer's 6 most active channels", show_label=False, interactive=False,
-                    buttons=["download", "fullscreen"], format="png", **kwargs)
+    """The Draw and Photo tabs' picture of each layer's most active channels."""
+    return picture("**Each layer's 6 most active channels** (#channel number; the Why? tab uses them)",
+                   "Each layer's 6 most active channels", **kwargs)
 
 
 def classifier_for(preset: str, trained: Classifier | None) -> Classifier:

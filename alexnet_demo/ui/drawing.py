@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..confidence import doubt
-from .common import current_result, grids, is_blank, panel, run_model, top_channels_image
+from .common import current_result, grids, is_blank, panel, picture, run_model, top_channels_image
 
 # The Sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush so that a visitor
 # can always just draw.
@@ -64,8 +64,8 @@ def tab(trained: gr.State) -> gr.Sketchpad:
             with gr.Column(scale=2, min_width=300):
                 note = gr.Markdown("Draw a digit 0–9 on the canvas: the answer updates after every stroke.")
                 label = gr.Label(num_top_classes=10, label="Probabilities", value="Draw a digit", elem_id="digit-label")
-                seen = gr.Image(label="What the network sees (28×28, MNIST-style)", height=260, interactive=False,
-                                format="png", elem_id="digit-seen")
+                seen = picture("**What the network sees** (28×28, MNIST-style)",
+                               "What the network sees (28×28, MNIST-style)", height=260, elem_id="digit-seen")
         top_maps = top_channels_image(elem_id="digit-top-channels")
         # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
         grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")

@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..models import PRESETS
-from .common import current_result, grids, panel, run_model, top_channels_image
+from .common import current_result, grids, panel, picture, run_model, top_channels_image
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 LOW_CONFIDENCE = 0.5  # below this top probability the photo may show none of the ten classes (digits: confidence.py)
@@ -62,9 +62,9 @@ def tab(trained: gr.State) -> PhotoInput:
             with gr.Column(scale=2, min_width=300):
                 note = gr.Markdown("Upload a photo, paste one, use the webcam or click an example.")
                 label = gr.Label(num_top_classes=5, label="Top 5")
-                seen = gr.Image(label="What the network sees (32×32 → 50×50)", height=260, interactive=False,
-                                format="png")
-        top_maps = top_channels_image()
+                seen = picture("**What the network sees** (32×32 → 50×50)", "What the network sees (32×32 → 50×50)",
+                               height=260, elem_id="photo-seen")
+        top_maps = top_channels_image(elem_id="photo-top-channels")
         # whether "every channel" is open: a hidden checkbox rather than a State, so that API callers can ask for it
         grids_open = gr.Checkbox(False, visible=False, label="every channel's grids")
         with gr.Accordion("Every channel of every layer", open=False) as every:
