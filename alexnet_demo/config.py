@@ -163,6 +163,10 @@ RECIPES: dict[str, dict] = {
                             classifier_width=1024, val_fraction=0.01),
 }
 
+# The recipe that makes each fine-tuning recipe's starting file (its `init`), which a fresh clone does not have
+PARENTS = {"mnist": "mnist_base"}
+
+
 def recipe_config(name: str, **overrides) -> TrainConfig:
     """The named recipe as a TrainConfig, with `overrides` on top (ValueError for an unknown name)."""
     if name not in RECIPES:

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .checkpoints import load_state, start_from
-from .config import TrainConfig
+from .checkpoints import CheckpointError, load_state, start_from
+from .config import PARENTS, RECIPES, TrainConfig
 from .data import (DOWNLOAD_SIZES, Dataset, dataset_on_disk, load_dataset, prepare_batch, stratified_split,
                    with_drawn)
 from .models import PRESETS, build_model
@@ -104,6 +104,8 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
         if config.batch_size % world.size:
             raise ValueError(f"batch_size={config.batch_size} is out of range: it is the global batch, shared by "
                              f"{world.size} processes (torchrun), so it must be a multiple of {world.size}")
+    if config.init and not Path(config.init).is_file():  # now, not after minutes of loading and re-drawing digits
+        raise CheckpointError(missing_parent(config.init))
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     full_train = load_dataset(config.dataset, "train", config.data_root)
@@ -145,6 +147,16 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
                eval_split, test, model, optimizer, Schedule(config, optimizer, config.epochs * steps_per_epoch),
                steps_per_epoch, extra_meta or {}, probe if config.snapshot_every else None, world, net,
                started=started)
+
+
+def missing_parent(init: str) -> str:
+    """What to do when a fine-tuning run's starting checkpoint is not there (a fresh clone has no runs/)."""
+    child = next((name for name, parent in PARENTS.items() if RECIPES[name]["init"] == init), None)
+    if child is None:
+        return f"{init}: no such checkpoint to start from (init); pass an existing file, or none for fresh weights"
+    return (f"{init}: the {child!r} recipe fine-tunes this file, which is not there yet. Make it first with "
+            f"`python -m alexnet_demo.train --recipe {PARENTS[child]} --out {init}` (~7 s on an H100, ~2 h on 2 CPU "
+            f"cores), or pass --init FILE")
 
 
 def restore(run: Run, path: str | Path) -> None:

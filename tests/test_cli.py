@@ -54,7 +54,7 @@ def test_recipe_dry_run_trains_one_real_step_and_writes_a_checkpoint(data_root, 
 def test_a_fine_tuning_recipe_without_its_parent_file_says_which_file(data_root, tmp_path, capsys):
     missing = tmp_path / "mnist-base.safetensors"
     assert train_main(["--recipe", "mnist", "--init", str(missing), "--dry-run", "--data-root", data_root]) == 1
-    assert f"{missing}: no such checkpoint file" in capsys.readouterr().err
+    assert f"{missing}: no such checkpoint to start from" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -245,6 +245,19 @@ def test_a_fine_tuning_run_starts_from_its_parent_and_records_it(data_root, tmp_
         run(TrainConfig(**TINY, batch_norm=True, data_root=data_root, init=parent.checkpoint))
 
 
+def test_a_missing_parent_checkpoint_is_refused_before_any_data_is_loaded(tmp_path, monkeypatch):
+    """The empty data folder would raise DataNotFoundError: the missing init file is found first, and the `mnist`
+    recipe's message says which recipe makes it (a fresh clone has no runs/mnist-base.safetensors)."""
+    from alexnet_demo.checkpoints import CheckpointError
+    from alexnet_demo.config import recipe_config
+    monkeypatch.chdir(tmp_path)  # a clone without runs/
+    with pytest.raises(CheckpointError, match="no such checkpoint to start from"):
+        run(TrainConfig(**TINY, data_root=str(tmp_path), init="nowhere.safetensors"))
+    with pytest.raises(CheckpointError, match=r"the 'mnist' recipe fine-tunes this file.*--recipe mnist_base --out "
+                                              r"runs/mnist-base.safetensors"):
+        run(recipe_config("mnist", data_root=str(tmp_path)))
+
+
 def test_a_batch_norm_run_rebuilds_from_its_checkpoint_and_runs_through_the_views(data_root, tmp_path):
     """A BN model trained a few steps: its file says batch_norm, loads with a BN after every conv and the same
     weights, and the Draw / Inside / Why views (maps, Grad-CAM, ablation) run on it as on the trained model."""
