@@ -3,6 +3,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from alexnet_demo.preprocessing import photo_to_cifar, to_float_array
@@ -85,3 +86,73 @@ def test_huge_images_are_refused_before_decoding(tmp_path):
     Image.new("L", (10_000, 10_000)).save(tmp_path / "big.png")
     with pytest.raises(ValueError, match="(100 MP|100000000 pixels).*the limit is 40 MP"):
         to_float_array(str(tmp_path / "big.png"))
+
+
+def test_concurrent_inputs_share_batched_forwards_and_get_their_own_answers(untrained_mnist):
+    """16 threads at once: each gets exactly what it gets alone (same top class, probabilities within float
+    rounding of a batched convolution), and fewer forwards ran than inputs."""
+    import threading
+    from test_preprocessing import stroke_canvas
+    canvases = [stroke_canvas(box=(100, 300 + 20 * i, 150 + 10 * i, 600), width=10 + 3 * i) for i in range(16)]
+    alone = [untrained_mnist.run(c) for c in canvases]
+    calls, forward_batch = [], untrained_mnist._forward_batch
+
+    def counting(batch):
+        calls.append(len(batch))
+        forward_batch(batch)
+
+    untrained_mnist._forward_batch = counting
+    together, barrier = [None] * 16, threading.Barrier(16)
+
+    def visitor(i):
+        barrier.wait()
+        together[i] = untrained_mnist.run(canvases[i])
+
+    try:
+        threads = [threading.Thread(target=visitor, args=(i,)) for i in range(16)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    finally:
+        del untrained_mnist._forward_batch
+    assert sum(calls) == 16 and len(calls) < 16 and max(calls) > 1
+    for one, many in zip(alone, together):
+        assert list(one.probabilities)[0] == list(many.probabilities)[0]
+        assert all(abs(one.probabilities[k] - many.probabilities[k]) < 1e-4 for k in one.probabilities)
+        assert np.array_equal(one.seen, many.seen)
+        for layer, fmap in one.feature_maps.items():
+            assert torch.allclose(fmap, many.feature_maps[layer], atol=1e-4, rtol=1e-3)
+
+
+def test_a_failed_batched_forward_reaches_its_caller_as_an_error(untrained_mnist):
+    from alexnet_demo.inference import Classifier
+    broken = Classifier(untrained_mnist.model, untrained_mnist.meta)
+    broken.to_batch = lambda seen: torch.zeros(1, 3, 65, 65)  # 3 channels into a 1-channel conv1
+    from test_preprocessing import stroke_canvas
+    with pytest.raises(RuntimeError):
+        broken.run(stroke_canvas())
+    assert broken._waiting == [] and not broken._forward_lock.locked()
+
+
+def test_a_classifier_pickles_without_its_queue(untrained_cifar):
+    import pickle
+    copy = pickle.loads(pickle.dumps(untrained_cifar))
+    photo = np.zeros((32, 32, 3), np.uint8) + 90
+    assert copy.predict(photo) == pytest.approx(untrained_cifar.predict(photo), abs=1e-6)
+
+
+def test_the_shipped_mnist_model_answers_in_the_measured_format():
+    """On the shipped file: whatever the machine chose, its answers on the probe images equal fp32's."""
+    from alexnet_demo.checkpoints import CheckpointError
+    from alexnet_demo.inference import Classifier, load_classifier
+    from alexnet_demo import precision
+    try:
+        shipped = load_classifier("mnist")
+    except CheckpointError as e:
+        pytest.skip(f"no shipped mnist checkpoint: {e}")
+    classifier = Classifier(shipped.model, shipped.meta, source=shipped.source)  # not the app's shared one
+    probe = classifier.probe_images()
+    assert probe is not None and len(probe) == 32
+    choice = classifier.use_best_format(probe)
+    p32, pfast = precision.probabilities(classifier.model, probe), precision.probabilities(classifier.fast, probe)
+    assert (p32.argmax(1) == pfast.argmax(1)).all() and (p32 - pfast).abs().max() <= precision.TOLERANCE
+    assert choice.reason.startswith(choice.name)
