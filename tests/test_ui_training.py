@@ -167,3 +167,18 @@ def test_a_finished_run_gives_accuracy_confusion_mistakes_a_file_and_a_model(dat
     assert set(last["losses"]["series"]) == {"train loss", "validation loss"} and isinstance(last["losses"], pd.DataFrame)
     assert len(last["snapshots"]) >= 8  # 8 steps: one a step
     assert not train_tab.TRAIN_LOCK.locked()
+
+
+def test_the_form_preselects_cpu_bf16_only_where_the_warm_up_measured_it_faster(monkeypatch):
+    import torch
+    from alexnet_demo.precision import FormatChoice
+    monkeypatch.setattr(train_tab, "on_gpu", lambda: False)
+    monkeypatch.setattr(train_tab, "CPU_TRAINING_FORMATS", {})
+    assert train_tab.amp_default("mnist") == (False, train_tab.amp_default("mnist")[1])
+    assert "not measured yet" in train_tab.amp_default("mnist")[1]
+    train_tab.CPU_TRAINING_FORMATS.update(mnist=FormatChoice(torch.bfloat16, "bf16 autocast: measured 1.6x faster"),
+                                          cifar10=FormatChoice(torch.float32, "fp32: measured no faster"))
+    assert train_tab.amp_default("mnist") == (True, "bf16 autocast: measured 1.6x faster.")
+    assert train_tab.amp_default("cifar10")[0] is False
+    config = train_tab.make_config("mnist", **train_tab._form_defaults("mnist"), augment=False, amp=True)
+    assert config.amp  # the CPU run takes the checkbox as it is (it was forced off on a CPU before)

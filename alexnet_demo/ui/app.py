@@ -53,18 +53,21 @@ def build_demo() -> gr.Blocks:
 
 
 def warm_up() -> None:
-    """Load the shipped models and run one forward each, so that the first visitor's stroke is answered at full
-    speed (loading 94 MB and oneDNN's first-call setup take seconds). Missing checkpoints are reported by the
-    callbacks that need them, not here."""
+    """Load the shipped models, choose each one's number format by measuring it on this CPU (bf16 only where
+    faster and answering as fp32 does: precision.py), and run one forward each, so that the first visitor's stroke
+    is answered at full speed (loading 94 MB and oneDNN's first-call setup take seconds). Missing checkpoints are
+    reported by the callbacks that need them, not here."""
     for preset in ("mnist", "cifar10"):
         try:
             classifier = load_classifier(preset)
         except CheckpointError:
             continue
+        classifier.use_best_format()
         blank = torch.zeros(PRESETS[preset].in_channels, 28, 28, dtype=torch.uint8)
         blank[:, 4:24, 12:16] = 255  # a stroke, so that the digit path runs end to end
         maps = classifier.run(blank.permute(1, 2, 0).numpy()).feature_maps
         feature_gallery(maps), top_channels_panel(maps)  # and the panel's pictures
+    training.measure_training_formats()  # last: the Train tab's bf16 default matters only once a visitor trains
 
 
 def launch(demo: gr.Blocks, **kwargs):

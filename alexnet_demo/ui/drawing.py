@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..confidence import doubt
+from ..inference import MAX_BATCH
 from .common import current_result, grids, is_blank, panel, picture, run_model, top_channels_image
 
 # The Sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush so that a visitor
@@ -72,8 +73,9 @@ def tab(trained: gr.State) -> gr.Sketchpad:
         with gr.Accordion("Every channel of every layer", open=False) as every:
             maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this drawing (after ReLU)", columns=5,
                               height=300, object_fit="contain", format="png")
+    # As many at once as one batched forward takes: concurrent visitors' inputs share a forward (inference.py)
     answer = sketch.change(classify_digit, [sketch, trained], [label, note, kept], api_name="classify_digit",
-                           show_progress="hidden", concurrency_limit=4, trigger_mode="always_last")
+                           show_progress="hidden", concurrency_limit=MAX_BATCH, trigger_mode="always_last")
     # One worker for all visitors' pictures (this tab's and the other's), so that the probabilities, which come
     # first, never wait behind them (bench/load.py: 20 visitors drawing on 2 cores while a run trains).
     answer.then(digit_panel, [sketch, kept, trained, grids_open], [seen, top_maps, maps], api_name="digit_panel",

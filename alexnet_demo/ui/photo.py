@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..inference import MAX_BATCH
 from ..models import PRESETS
 from .common import current_result, grids, panel, picture, run_model, top_channels_image
 
@@ -70,8 +71,9 @@ def tab(trained: gr.State) -> PhotoInput:
         with gr.Accordion("Every channel of every layer", open=False) as every:
             maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this photo (after ReLU)", columns=5,
                               height=300, object_fit="contain", format="png")
+    # As many at once as one batched forward takes: concurrent visitors' inputs share a forward (inference.py)
     answer = photo.change(classify_image, [photo, trained], [label, note, kept], api_name="classify_image",
-                          concurrency_limit=4)
+                          concurrency_limit=MAX_BATCH)
     # One worker for all visitors' pictures (this tab's and the other's), so that the probabilities, which come
     # first, never wait behind them (bench/load.py: 20 visitors drawing on 2 cores while a run trains).
     answer.then(image_panel, [photo, kept, trained, grids_open], [seen, top_maps, maps], api_name="image_panel",

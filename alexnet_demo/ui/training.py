@@ -20,6 +20,7 @@ from ..checkpoints import CHECKPOINT_DIR, save_checkpoint
 from ..config import OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig, smallest_input_size
 from ..data import DATASETS, TRAIN_IMAGES, DataNotFoundError
 from ..inference import Classifier
+from ..precision import choose_training_format
 from ..training import TrainingError, train
 from . import runs as session_runs
 from .runs import OUTPUTS, RunView, frame, show_snapshot
@@ -88,6 +89,31 @@ def _form_defaults(dataset: str = "mnist") -> dict:
     return {name: recipe[name] for name in FORM_FIELDS}
 
 
+# Whether bf16 autocast trains each dataset's default CPU run faster on this machine: measured once by the app's
+# warm-up (precision.choose_training_format on the visitor's recipe), read when the form is built or changed.
+CPU_TRAINING_FORMATS: dict = {}
+
+
+def measure_training_formats() -> None:
+    """Time the engine's step for each dataset's default CPU run in fp32 and under bf16 autocast (a few seconds;
+    the warm-up thread calls it, off the request path). Nothing to measure on a GPU: bf16 is preselected there."""
+    if on_gpu():
+        return
+    for dataset in DATASETS:
+        CPU_TRAINING_FORMATS[dataset] = choose_training_format(make_config(dataset, **_form_defaults(dataset),
+                                                                           augment=False, amp=False))
+
+
+def amp_default(dataset: str) -> tuple[bool, str]:
+    """(preselect bf16 autocast?, the line that says why) for `dataset`'s form."""
+    if on_gpu():
+        return True, "bf16 mixed precision: on a GPU it trains several times faster."
+    choice = CPU_TRAINING_FORMATS.get(dataset)
+    if choice is None:
+        return False, "fp32: bf16 autocast is offered where the app measured it faster on this CPU (not measured yet)."
+    return choice.name == "bf16", choice.reason + "."
+
+
 def gpu_slot_s(config: TrainConfig, probe=None) -> int:
     """The ZeroGPU slot a run asks for (s): its images (training and every epoch's test) at its input size,
     plus the margin to test and save; at least 30 s, at most the owner's ALEXNET_DEMO_GPU_DURATION."""
@@ -117,7 +143,7 @@ def make_config(dataset, epochs, batch_size, lr, optimizer, schedule, subset, in
         steps = epochs * max(1, min(subset, TRAIN_IMAGES.get(dataset, subset)) // max(batch_size, 1))
         config = TrainConfig(dataset=dataset, epochs=epochs, batch_size=batch_size, lr=float(lr),
                              optimizer=optimizer, schedule=schedule, subset=subset, input_size=size,
-                             augment=bool(augment), amp=bool(amp) and on_gpu(), batch_norm=bool(batch_norm),
+                             augment=bool(augment), amp=bool(amp), batch_norm=bool(batch_norm),
                              dropout=float(dropout), label_smoothing=float(label_smoothing),
                              classifier_width=width, log_every=1,
                              save_state=False,
@@ -257,7 +283,8 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
             subset = gr.Number(value=defaults["subset"], precision=0, label="Training images (subset)")
             input_size = gr.Number(value=defaults["input_size"], precision=0, label=f"Input size, px ({smallest})")
             augment = gr.Checkbox(value=False, label="Augment (shift; CIFAR also flip)")
-            amp = gr.Checkbox(value=on_gpu(), label="bf16 mixed precision (GPU)")
+            amp = gr.Checkbox(value=lambda: amp_default("mnist")[0], label="bf16 mixed precision",
+                              elem_id="amp")
         with gr.Row():
             batch_norm = gr.Checkbox(value=defaults["batch_norm"], label="BatchNorm after every conv (learns in "
                                      "far fewer images; off: the write-up's layers)")
@@ -265,6 +292,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
             label_smoothing = gr.Slider(0, 0.5, value=defaults["label_smoothing"], step=0.05, label="Label smoothing")
             classifier_width = gr.Number(value=defaults["classifier_width"], precision=0,
                                          label="Classifier width (FC neurons; the write-ups': 4096)")
+        amp_note = gr.Markdown(lambda: amp_default("mnist")[1], elem_id="amp-note")
         with gr.Row():
             start = gr.Button("Start training", variant="primary")
             stop = gr.Button("Stop", variant="stop")
@@ -325,3 +353,4 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
     dataset.change(dataset_defaults, dataset, [epochs, batch_size, lr, optimizer, schedule, subset, input_size,
                                                batch_norm, dropout, label_smoothing, classifier_width],
                    api_name=False)
+    dataset.change(lambda d: [*amp_default(d)], dataset, [amp, amp_note], api_name=False, queue=False)
