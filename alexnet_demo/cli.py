@@ -107,6 +107,8 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--eval-limit", "--limit", type=int, default=None, dest="limit",
                         help="evaluate the first N test images only")
+    parser.add_argument("--bf16", action="store_true",
+                        help="with bf16 weights (+ channels_last), as the app answers where bf16 measured faster")
     args = parser.parse_args(argv)
     try:
         path = resolve_checkpoint(args.checkpoint)
@@ -118,16 +120,21 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     if args.limit:
         test = test.subset(slice(0, args.limit))
     device = pick_device(args.device)
+    if args.bf16:
+        from .precision import as_bf16
+        model = as_bf16(model)
     result = evaluate(model.to(device), test.to(device), meta["preset"], meta["input_size"],
                       channels_last=device.type != "mps")
     cm = confusion_matrix(test.labels, result["predictions"], len(meta["classes"]))
     per_class = {c: None if acc is None else round(acc, 4)
                  for c, acc in per_class_accuracy(cm, meta["classes"]).items()}
-    print(f"{path}: {meta['preset']} at {meta['input_size']} px, {len(test)} test images from {test.source}")
+    print(f"{path}: {meta['preset']} at {meta['input_size']} px, {'bf16' if args.bf16 else 'fp32'} weights, "
+          f"{len(test)} test images from {test.source}")
     for c, acc in per_class.items():
         print(f"  {c:>12}: " + ("no test image in this slice" if acc is None else f"{acc:.4f}"))
     print(f"  {'overall':>12}: {result['accuracy']:.4f}  (loss {result['loss']:.4f})")
-    print(json.dumps({"checkpoint": str(path), "test_images": len(test), "test_accuracy": round(result["accuracy"], 4),
+    print(json.dumps({"checkpoint": str(path), "format": "bf16" if args.bf16 else "fp32", "test_images": len(test),
+                      "test_accuracy": round(result["accuracy"], 4),
                       "test_loss": round(result["loss"], 4), "per_class_accuracy": per_class}))
     return 0
 

@@ -19,6 +19,7 @@ def evaluate(model, data: Dataset, preset: str, input_size: int, batch_size: int
         if stop is not None and stop.is_set():
             return None
         x = prepare_batch(data.images[start:start + batch_size], preset, input_size, channels_last=channels_last)
+        x = x.to(next(model.parameters()).dtype)  # a model held in bf16 (the app's answer format) takes bf16 in
         y = data.labels[start:start + batch_size]
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x).float()

@@ -1,6 +1,10 @@
-"""Load test on loopback: N gradio_client visitors draw digits for S seconds while a training run streams.
+"""Load test on loopback: N gradio_client visitors, each in its own process, draw digits for S seconds, with or
+without a training run streaming beside them; or the capacity: the most visitors whose probabilities stay at
+p95 <= 1 s with no failure.
 
-    ALEXNET_DEMO_DATA=../shared/data python bench/load.py --clients 20 --seconds 30   (the full form; tests run a short one)
+    ALEXNET_DEMO_DATA=../shared/data python bench/load.py --clients 20 --seconds 30   (tests run a short one)
+    ALEXNET_DEMO_DATA=../shared/data python bench/load.py --capacity 20,30,40,60,80 --training both \\
+        --app /tmp/baseline --app .        (a baseline checkout beside this one, in one run)
 
 Each visitor does what the page does after a stroke: /classify_digit (the probabilities), then /digit_panel (what
 the network sees and the top channels). Reports failed requests, p50/p95 time to the probabilities and to the full
@@ -15,7 +19,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -67,58 +70,104 @@ def percentiles(seconds: list[float]) -> dict:
     return {"p50_ms": statistics.median(ms) if ms else None, "p95_ms": ms[int(0.95 * (len(ms) - 1))] if ms else None}
 
 
-def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True) -> dict:
-    """Visitors draw until the deadline, each answer as the page gets it (probabilities, then the panel); returns
-    counts, both latencies and training rates."""
+def visitor_process(url: str, index: int, folder: str, start_at: float, deadline: float, results) -> None:
+    """One visitor in its own process (as real visitors are: their clients never share the bench's GIL): draws
+    until the deadline, each answer as the page gets it (probabilities, then the panel); reports
+    ("ok", seconds to the probabilities, seconds to the panel) or ("failed", why) for each stroke."""
     from gradio_client import handle_file
 
-    latencies, panels, failures, lock = [], [], [], threading.Lock()
-    deadline = time.monotonic() + seconds
-    job = connect(url).submit(**TRAIN_FORM, api_name="/train") if with_training else None
-
-    def visitor(index: int):
-        path = digit_png(folder, index)
-        value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
+    path = digit_png(Path(folder), index)
+    value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
+    try:
         client = connect(url)
-        while time.monotonic() < deadline:
-            t0 = time.perf_counter()
-            try:
-                label = client.predict(value, api_name="/classify_digit")[0]
-                t1 = time.perf_counter()
-                seen, top, _ = client.predict(value, api_name="/digit_panel")
-                ok = isinstance(label, dict) and label.get("label") is not None and bool(seen) and bool(top)
-            except Exception as e:  # a failed request is what this test counts
-                ok, label = False, repr(e)
-            with lock:
-                if ok:
-                    latencies.append(t1 - t0)
-                    panels.append(time.perf_counter() - t0)
-                else:
-                    failures.append(label)
+    except Exception as e:  # a visitor that cannot even open the page is a failure too
+        results.put(("failed", f"connect: {e!r}"))
+        return
+    time.sleep(max(0.0, start_at - time.monotonic()))  # every visitor starts drawing at once
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        try:
+            label = client.predict(value, api_name="/classify_digit")[0]
+            t1 = time.perf_counter()
+            seen, top, _ = client.predict(value, api_name="/digit_panel")
+            ok = isinstance(label, dict) and label.get("label") is not None and bool(seen) and bool(top)
+        except Exception as e:  # a failed request is what this test counts
+            ok, label = False, repr(e)
+        results.put(("ok", t1 - t0, time.perf_counter() - t0) if ok else ("failed", str(label)[:300]))
 
-    threads = [threading.Thread(target=visitor, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=seconds + 120)
+
+def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True) -> dict:
+    """`clients` visitors, each in its own process, draw for `seconds` (after all have connected); returns counts,
+    both latencies (to the probabilities, to the panel) and the training run's rates."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # gradio_client is imported once here, not once per visitor
+    import gradio_client  # noqa: F401
+    results = context.Queue()
+    start_at = time.monotonic() + 5 + 0.1 * clients  # time for every process to connect before anyone draws
+    deadline = start_at + seconds
+    job = connect(url).submit(**TRAIN_FORM, api_name="/train") if with_training else None
+    processes = [context.Process(target=visitor_process, args=(url, i, str(folder), start_at, deadline, results),
+                                 daemon=True) for i in range(clients)]
+    for p in processes:
+        p.start()
+    latencies, panels, failures = [], [], []
+    while any(p.is_alive() for p in processes) or not results.empty():
+        try:
+            item = results.get(timeout=0.5)
+        except Exception:  # queue.Empty: check the processes again
+            if time.monotonic() > deadline + 120:
+                break
+            continue
+        if item[0] == "ok":
+            latencies.append(item[1])
+            panels.append(item[2])
+        else:
+            failures.append(item[1])
+    for p in processes:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            failures.append("a visitor still waiting 120 s after the deadline")
     rates = _images_per_s(job.outputs()) if job else []
     if job:
         job.cancel()
     to_probabilities, to_panel = percentiles(latencies), percentiles(panels)
     return {"clients": clients, "seconds": seconds, "answers": len(latencies) + len(failures),
+            "answers_per_s": len(latencies) / seconds,
             "failed": len(failures), "failures": failures[:5],
             "p50_ms": to_probabilities["p50_ms"], "p95_ms": to_probabilities["p95_ms"],  # to the probabilities
             "panel_p50_ms": to_panel["p50_ms"], "panel_p95_ms": to_panel["p95_ms"],  # to the full panel
             "train_images_per_s_under_load": statistics.median(rates) if rates else None}
 
 
-def serve_app(timeout: float = 180):
-    """`python app.py` in its own process on a free loopback port (as deployed: the visitors' client threads here
-    don't share its GIL); (server, url, client) once it accepts a client."""
+def meets(result: dict, p95_ms: float) -> bool:
+    return result["failed"] == 0 and result["p95_ms"] is not None and result["p95_ms"] <= p95_ms
+
+
+def capacity(url: str, counts: list[int], seconds: float, folder: Path, with_training: bool, p95_ms: float):
+    """The largest visitor count in `counts` (ascending) whose probabilities stay at p95 <= `p95_ms` with no
+    failure; stops at the first count that misses. (largest or 0, every step's result)"""
+    steps, largest = [], 0
+    for n in counts:
+        result = run_load(url, n, seconds, folder, with_training=with_training)
+        steps.append(result)
+        print(json.dumps({k: result[k] for k in ("clients", "failed", "p50_ms", "p95_ms", "answers_per_s")}),
+              flush=True)
+        if not meets(result, p95_ms):
+            break
+        largest = n
+        time.sleep(2)
+    return largest, steps
+
+
+def serve_app(timeout: float = 180, app_dir: Path = ROOT):
+    """`python app.py` (of `app_dir`: this checkout, or another one to compare with) in its own process on a free
+    loopback port (as deployed); (server, url, client) once it accepts a client."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=app_dir, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -137,26 +186,56 @@ def free_port() -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--no-training", action="store_true", help="visitors only, no training run beside them")
+    from alexnet_demo.staging import cpu_name
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=20, help="visitors, each in its own process")
+    parser.add_argument("--capacity", default=None, metavar="N,N,...",
+                        help="instead of --clients: these visitor counts in turn, up to the first whose "
+                             "probabilities miss p95 <= --p95-ms or fail; reports the largest that held")
+    parser.add_argument("--p95-ms", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=30, help="drawing time at each visitor count")
+    parser.add_argument("--training", choices=("with", "without", "both"), default="with",
+                        help="a training run streaming beside the visitors, or not, or each in turn")
+    parser.add_argument("--no-training", action="store_const", const="without", dest="training")
+    parser.add_argument("--app", action="append", type=Path, default=None, metavar="DIR",
+                        help="checkout whose app.py to serve (repeat to compare, e.g. a baseline commit's "
+                             "`git worktree`); default: this one")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    server, url, _ = serve_app()
-    try:
-        alone = [] if args.no_training else training_alone(url, min(args.seconds, 20))
-        time.sleep(2)
-        result = run_load(url, args.clients, args.seconds, args.out, with_training=not args.no_training)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    result["train_images_per_s_alone"] = statistics.median(alone) if alone else None
-    result["server"] = "python app.py in its own process; clients are threads of this one"
-    print(json.dumps(result, indent=2))
+    modes = {"with": [True], "without": [False], "both": [False, True]}[args.training]
+    rows = []
+    for app_dir in args.app or [ROOT]:
+        for with_training in modes:
+            server, url, _ = serve_app(app_dir=app_dir.resolve())
+            try:
+                time.sleep(10)  # the app's warm-up (model loads, the number-format check) ends before visitors come
+                alone = training_alone(url, min(args.seconds, 20)) if with_training else []
+                time.sleep(2)
+                if args.capacity:
+                    counts = sorted(int(n) for n in args.capacity.split(","))
+                    largest, steps = capacity(url, counts, args.seconds, args.out, with_training, args.p95_ms)
+                    row = {"largest_visitors": largest, "steps": steps}
+                else:
+                    row = run_load(url, args.clients, args.seconds, args.out, with_training=with_training)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+            row.update(app=str(app_dir), training=with_training,
+                       train_images_per_s_alone=statistics.median(alone) if alone else None)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    result = {"rows": rows, "p95_target_ms": args.p95_ms, "cpu": cpu_name(), "cores": os.cpu_count(),
+              "server": "python app.py in its own process; each visitor a gradio_client in its own process"}
     (args.out / "load.json").write_text(json.dumps(result, indent=2))
-    return 0 if result["failed"] == 0 else 1
+    for row in rows:
+        what = f"largest {row['largest_visitors']} visitors" if "largest_visitors" in row else \
+            f"{row['clients']} visitors: p95 {row['p95_ms']} ms, {row['failed']} failed"
+        print(f"{row['app']}, {'with' if row['training'] else 'without'} a run: {what}")
+    ok = all(r.get("largest_visitors", 1) > 0 and all(s["failed"] == 0 for s in r.get("steps", [r])[:-1])
+             for r in rows) if args.capacity else all(r["failed"] == 0 for r in rows)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

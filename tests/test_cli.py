@@ -84,3 +84,17 @@ def test_push_uploads_through_the_hub_api(tmp_path, monkeypatch, untrained_cifar
     assert push_main(["--checkpoint", str(path), "--repo-id", "someone/alexnet-cifar10"]) == 0
     assert capsys.readouterr().out.strip() == "https://huggingface.co/someone/alexnet-cifar10"
     assert [name for name, _ in api.calls] == ["create_repo", "upload_file", "upload_file"]
+
+
+@pytest.mark.slow
+def test_evaluate_in_bf16_reads_as_the_app_would_where_bf16_was_chosen(data_root, capsys):
+    """The shipped MNIST file with bf16 weights on 200 real test digits: the same accuracy as fp32 give or take
+    a digit (the full test set's figure is in the README)."""
+    if not (checkpoints.CHECKPOINT_DIR / "mnist.safetensors").is_file():
+        pytest.skip("no shipped mnist checkpoint")
+    results = {}
+    for flags in ([], ["--bf16"]):
+        assert evaluate_main(["--checkpoint", "mnist", "--data-root", data_root, "--eval-limit", "200", *flags]) == 0
+        result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        results[result["format"]] = result["test_accuracy"]
+    assert set(results) == {"fp32", "bf16"} and abs(results["fp32"] - results["bf16"]) <= 0.005

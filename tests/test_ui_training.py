@@ -169,16 +169,27 @@ def test_a_finished_run_gives_accuracy_confusion_mistakes_a_file_and_a_model(dat
     assert not train_tab.TRAIN_LOCK.locked()
 
 
-def test_the_form_preselects_cpu_bf16_only_where_the_warm_up_measured_it_faster(monkeypatch):
+def test_the_form_preselects_cpu_bf16_only_where_it_measured_faster(monkeypatch):
     import torch
     from alexnet_demo.precision import FormatChoice
     monkeypatch.setattr(train_tab, "on_gpu", lambda: False)
     monkeypatch.setattr(train_tab, "CPU_TRAINING_FORMATS", {})
-    assert train_tab.amp_default("mnist") == (False, train_tab.amp_default("mnist")[1])
-    assert "not measured yet" in train_tab.amp_default("mnist")[1]
+    assert train_tab.amp_default("mnist")[0] is False and "not measured yet" in train_tab.amp_default("mnist")[1]
     train_tab.CPU_TRAINING_FORMATS.update(mnist=FormatChoice(torch.bfloat16, "bf16 autocast: measured 1.6x faster"),
                                           cifar10=FormatChoice(torch.float32, "fp32: measured no faster"))
-    assert train_tab.amp_default("mnist") == (True, "bf16 autocast: measured 1.6x faster.")
+    assert train_tab.training_format("mnist") == [True, "bf16 autocast: measured 1.6x faster."]  # no re-measuring
     assert train_tab.amp_default("cifar10")[0] is False
     config = train_tab.make_config("mnist", **train_tab._form_defaults("mnist"), augment=False, amp=True)
     assert config.amp  # the CPU run takes the checkbox as it is (it was forced off on a CPU before)
+
+
+def test_opening_the_train_tab_measures_the_datasets_training_format_once(monkeypatch):
+    from alexnet_demo import precision
+    calls = []
+    monkeypatch.setattr(train_tab, "on_gpu", lambda: False)
+    monkeypatch.setattr(train_tab, "CPU_TRAINING_FORMATS", {})
+    monkeypatch.setattr(train_tab, "choose_training_format",
+                        lambda config: calls.append(config) or precision.choose_training_format(
+                            config, measure=lambda c: 500.0 if c.amp else 1000.0))
+    assert train_tab.training_format("cifar10")[0] is True and train_tab.training_format("cifar10")[0] is True
+    assert len(calls) == 1 and calls[0].dataset == "cifar10" and calls[0].input_size == 47  # the visitor's form

@@ -67,7 +67,6 @@ def warm_up() -> None:
         blank[:, 4:24, 12:16] = 255  # a stroke, so that the digit path runs end to end
         maps = classifier.run(blank.permute(1, 2, 0).numpy()).feature_maps
         feature_gallery(maps), top_channels_panel(maps)  # and the panel's pictures
-    training.measure_training_formats()  # last: the Train tab's bf16 default matters only once a visitor trains
 
 
 def launch(demo: gr.Blocks, **kwargs):

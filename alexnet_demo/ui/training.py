@@ -89,29 +89,38 @@ def _form_defaults(dataset: str = "mnist") -> dict:
     return {name: recipe[name] for name in FORM_FIELDS}
 
 
-# Whether bf16 autocast trains each dataset's default CPU run faster on this machine: measured once by the app's
-# warm-up (precision.choose_training_format on the visitor's recipe), read when the form is built or changed.
+# Whether bf16 autocast trains each dataset's default CPU run faster on this machine: measured the first time a
+# visitor opens the Train tab or picks the dataset (a few seconds, once per process), not at start, where the
+# measuring would compete with the first visitors' drawings.
 CPU_TRAINING_FORMATS: dict = {}
+_MEASURE_LOCK = threading.Lock()
 
 
-def measure_training_formats() -> None:
-    """Time the engine's step for each dataset's default CPU run in fp32 and under bf16 autocast (a few seconds;
-    the warm-up thread calls it, off the request path). Nothing to measure on a GPU: bf16 is preselected there."""
-    if on_gpu():
-        return
-    for dataset in DATASETS:
-        CPU_TRAINING_FORMATS[dataset] = choose_training_format(make_config(dataset, **_form_defaults(dataset),
-                                                                           augment=False, amp=False))
+def measure_training_format(dataset: str) -> None:
+    """Time the engine's step for `dataset`'s default CPU run in fp32 and under bf16 autocast, once. Nothing to
+    measure on a GPU: bf16 is preselected there."""
+    with _MEASURE_LOCK:
+        if on_gpu() or dataset in CPU_TRAINING_FORMATS:
+            return
+        config = make_config(dataset, **_form_defaults(dataset), augment=False, amp=False)
+        CPU_TRAINING_FORMATS[dataset] = choose_training_format(config)
 
 
 def amp_default(dataset: str) -> tuple[bool, str]:
-    """(preselect bf16 autocast?, the line that says why) for `dataset`'s form."""
+    """(preselect bf16 autocast?, the line that says why) for `dataset`'s form, as far as measured."""
     if on_gpu():
         return True, "bf16 mixed precision: on a GPU it trains several times faster."
     choice = CPU_TRAINING_FORMATS.get(dataset)
     if choice is None:
         return False, "fp32: bf16 autocast is offered where the app measured it faster on this CPU (not measured yet)."
     return choice.name == "bf16", choice.reason + "."
+
+
+def training_format(dataset: str) -> list:
+    """The form's bf16 checkbox and its line for `dataset`, measuring first if not yet done (Train tab opened,
+    dataset picked)."""
+    measure_training_format(dataset)
+    return [*amp_default(dataset)]
 
 
 def gpu_slot_s(config: TrainConfig, probe=None) -> int:
@@ -266,7 +275,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
     """Build the tab; `sketch` and `photo` (the Draw and Photo tabs' inputs) are what the time-lapse watches."""
     defaults = _form_defaults()
     smallest = ", ".join(f"{d} ≥ {smallest_input_size(d)}" for d in DATASETS)
-    with gr.Tab("Train", id="train"):
+    with gr.Tab("Train", id="train") as page:
         # this session's time-lapse and finished runs (inside the Tab: a State directly under gr.Tabs shows
         # up as a second, empty "Train" tab)
         snapshots, runs = gr.State([]), gr.State([])
@@ -284,7 +293,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
             input_size = gr.Number(value=defaults["input_size"], precision=0, label=f"Input size, px ({smallest})")
             augment = gr.Checkbox(value=False, label="Augment (shift; CIFAR also flip)")
             amp = gr.Checkbox(value=lambda: amp_default("mnist")[0], label="bf16 mixed precision",
-                              elem_id="amp")
+                              elem_id="amp")  # set again when the tab opens: measured then
         with gr.Row():
             batch_norm = gr.Checkbox(value=defaults["batch_norm"], label="BatchNorm after every conv (learns in "
                                      "far fewer images; off: the write-up's layers)")
@@ -353,4 +362,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
     dataset.change(dataset_defaults, dataset, [epochs, batch_size, lr, optimizer, schedule, subset, input_size,
                                                batch_norm, dropout, label_smoothing, classifier_width],
                    api_name=False)
-    dataset.change(lambda d: [*amp_default(d)], dataset, [amp, amp_note], api_name=False, queue=False)
+    dataset.change(training_format, dataset, [amp, amp_note], api_name=False, concurrency_limit=1,
+                   concurrency_id="training-format")
+    page.select(training_format, dataset, [amp, amp_note], api_name=False, concurrency_limit=1,
+                concurrency_id="training-format", show_progress="minimal")
