@@ -42,13 +42,13 @@ def connect(url: str):
 
 def digit_png(folder: Path, visitor: int = 0) -> str:
     """A "1" of a different stroke width for each visitor, so that no two visitors' digits are alike once cropped
-    and centred. (Identical requests give byte-identical outputs, which gradio 6.31 writes to one cache path; see
-    the app's note on that.)"""
+    and centred, drawn as the Sketchpad sends it: black strokes on a transparent 480x480 RGBA layer. (Identical
+    requests give byte-identical outputs, which gradio 6.31 writes to one cache path; see the app's note on that.)"""
     from PIL import Image
-    canvas = np.full((280, 280), 255, np.uint8)
-    canvas[40:220, 100:114 + visitor % 60] = 0
+    canvas = np.zeros((480, 480, 4), np.uint8)
+    canvas[70:380, 170:194 + visitor % 60] = (0, 0, 0, 255)
     path = folder / f"load-digit-{visitor}.png"
-    Image.fromarray(canvas).save(path)
+    Image.fromarray(canvas, "RGBA").save(path)
     return str(path)
 
 
@@ -70,10 +70,12 @@ def percentiles(seconds: list[float]) -> dict:
     return {"p50_ms": statistics.median(ms) if ms else None, "p95_ms": ms[int(0.95 * (len(ms) - 1))] if ms else None}
 
 
-def visitor_process(url: str, index: int, folder: str, start_at: float, deadline: float, results) -> None:
+def visitor_process(url: str, index: int, folder: str, start_at: float, deadline: float, results,
+                    think: float = 0.0) -> None:
     """One visitor in its own process (as real visitors are: their clients never share the bench's GIL): draws
-    until the deadline, each answer as the page gets it (probabilities, then the panel); reports
-    ("ok", seconds to the probabilities, seconds to the panel) or ("failed", why) for each stroke."""
+    until the deadline, each answer as the page gets it (probabilities, then the panel), then `think` s before the
+    next stroke (0: at once, a visitor drawing flat out); reports ("ok", seconds to the probabilities, seconds to
+    the panel) or ("failed", why) for each stroke."""
     from gradio_client import handle_file
 
     path = digit_png(Path(folder), index)
@@ -94,11 +96,14 @@ def visitor_process(url: str, index: int, folder: str, start_at: float, deadline
         except Exception as e:  # a failed request is what this test counts
             ok, label = False, repr(e)
         results.put(("ok", t1 - t0, time.perf_counter() - t0) if ok else ("failed", str(label)[:300]))
+        time.sleep(min(think, max(0.0, deadline - time.monotonic())))
 
 
-def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True) -> dict:
-    """`clients` visitors, each in its own process, draw for `seconds` (after all have connected); returns counts,
-    both latencies (to the probabilities, to the panel) and the training run's rates."""
+def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True,
+             think: float = 0.0) -> dict:
+    """`clients` visitors, each in its own process, draw for `seconds` (after all have connected), `think` s
+    between an answer and the next stroke; returns counts, both latencies (to the probabilities, to the panel)
+    and the training run's rates."""
     import multiprocessing
 
     context = multiprocessing.get_context("fork")  # gradio_client is imported once here, not once per visitor
@@ -107,8 +112,9 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
     start_at = time.monotonic() + 5 + 0.1 * clients  # time for every process to connect before anyone draws
     deadline = start_at + seconds
     job = connect(url).submit(**TRAIN_FORM, api_name="/train") if with_training else None
-    processes = [context.Process(target=visitor_process, args=(url, i, str(folder), start_at, deadline, results),
-                                 daemon=True) for i in range(clients)]
+    processes = [context.Process(target=visitor_process, daemon=True,
+                                 args=(url, i, str(folder), start_at, deadline, results, think))
+                 for i in range(clients)]
     for p in processes:
         p.start()
     latencies, panels, failures = [], [], []
@@ -133,7 +139,7 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
     if job:
         job.cancel()
     to_probabilities, to_panel = percentiles(latencies), percentiles(panels)
-    return {"clients": clients, "seconds": seconds, "answers": len(latencies) + len(failures),
+    return {"clients": clients, "seconds": seconds, "think_s": think, "answers": len(latencies) + len(failures),
             "answers_per_s": len(latencies) / seconds,
             "failed": len(failures), "failures": failures[:5],
             "p50_ms": to_probabilities["p50_ms"], "p95_ms": to_probabilities["p95_ms"],  # to the probabilities
@@ -145,12 +151,13 @@ def meets(result: dict, p95_ms: float) -> bool:
     return result["failed"] == 0 and result["p95_ms"] is not None and result["p95_ms"] <= p95_ms
 
 
-def capacity(url: str, counts: list[int], seconds: float, folder: Path, with_training: bool, p95_ms: float):
+def capacity(url: str, counts: list[int], seconds: float, folder: Path, with_training: bool, p95_ms: float,
+             think: float = 0.0):
     """The largest visitor count in `counts` (ascending) whose probabilities stay at p95 <= `p95_ms` with no
     failure; stops at the first count that misses. (largest or 0, every step's result)"""
     steps, largest = [], 0
     for n in counts:
-        result = run_load(url, n, seconds, folder, with_training=with_training)
+        result = run_load(url, n, seconds, folder, with_training=with_training, think=think)
         steps.append(result)
         print(json.dumps({k: result[k] for k in ("clients", "failed", "p50_ms", "p95_ms", "answers_per_s")}),
               flush=True)
@@ -195,6 +202,9 @@ def main(argv=None) -> int:
                              "probabilities miss p95 <= --p95-ms or fail; reports the largest that held")
     parser.add_argument("--p95-ms", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=30, help="drawing time at each visitor count")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="s a visitor takes between seeing an answer and the next stroke's answer request "
+                             "(drawing it); 0: flat out, the harshest load")
     parser.add_argument("--training", choices=("with", "without", "both"), default="with",
                         help="a training run streaming beside the visitors, or not, or each in turn")
     parser.add_argument("--no-training", action="store_const", const="without", dest="training")
@@ -215,10 +225,12 @@ def main(argv=None) -> int:
                 time.sleep(2)
                 if args.capacity:
                     counts = sorted(int(n) for n in args.capacity.split(","))
-                    largest, steps = capacity(url, counts, args.seconds, args.out, with_training, args.p95_ms)
+                    largest, steps = capacity(url, counts, args.seconds, args.out, with_training, args.p95_ms,
+                                              args.think)
                     row = {"largest_visitors": largest, "steps": steps}
                 else:
-                    row = run_load(url, args.clients, args.seconds, args.out, with_training=with_training)
+                    row = run_load(url, args.clients, args.seconds, args.out, with_training=with_training,
+                                   think=args.think)
             finally:
                 server.terminate()
                 server.wait(timeout=30)

@@ -95,8 +95,12 @@ def grids(result: Result | None) -> list[tuple[Image.Image, str]]:
 
 def panel(result: Result | None, all_channels: bool):
     """The pictures of an answer: (what the network sees, enlarged; each layer's most active channels, large and
-    numbered; every channel's grid when that part of the page is open, else left as it is)."""
+    numbered; every channel's grid when that part of the page is open, else none: opening it draws them).
+
+    Not gr.skip() for a closed gallery: gradio 6.31 answers an update by building a new Gallery and its API schema
+    for the session (pydantic's JSON schema, ~5 ms of the GIL), which was the largest single cost of a stroke's
+    answer under load (py-spy, bench/load.py); an empty list is a plain value."""
     if result is None:
         return None, None, []
     return (served(enlarge(result.seen, 224)), served(top_channels_panel(result.feature_maps)),
-            grids(result) if all_channels else gr.skip())
+            grids(result) if all_channels else [])
