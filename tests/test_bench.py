@@ -33,3 +33,15 @@ def test_the_visitor_benchmark_runs_the_train_tabs_default_run(data_root, cifar_
     rows = json.loads((tmp_path / "visitor.json").read_text())["rows"]
     assert [r["dataset"] for r in rows] == ["mnist", "cifar10"]
     assert all(0 < r["first_point_s"] < r["start_to_done_s"] and 0 <= r["test_accuracy"] <= 1 for r in rows)
+
+
+def test_the_formats_benchmark_measures_every_shipped_model_and_recipe(tmp_path):
+    assert bench.main(["formats", "--tiny", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "formats.json").read_text())["rows"]
+    forwards = [r for r in rows if r["what"].endswith("forward")]
+    steps = [r for r in rows if r["what"].endswith("training step")]
+    assert [r["what"] for r in forwards] == ["mnist forward", "cifar10 forward"]
+    assert len(steps) == 4 and all(r["fp32_images_per_s"] > 0 and r["bf16_images_per_s"] > 0 for r in steps)
+    for r in forwards:  # whichever format won, the reason names it and a bf16 answer stayed within the tolerance
+        assert r["reason"].startswith(r["chosen"])
+        assert r["chosen"] == "fp32" or r["max_probability_change"] <= 0.02
