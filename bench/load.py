@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -86,6 +87,8 @@ def visitor_process(url: str, index: int, folder: str, start_at: float, deadline
         results.put(("failed", f"connect: {e!r}"))
         return
     time.sleep(max(0.0, start_at - time.monotonic()))  # every visitor starts drawing at once
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_at_start = usage.ru_utime + usage.ru_stime
     while time.monotonic() < deadline:
         t0 = time.perf_counter()
         try:
@@ -97,13 +100,25 @@ def visitor_process(url: str, index: int, folder: str, start_at: float, deadline
             ok, label = False, repr(e)
         results.put(("ok", t1 - t0, time.perf_counter() - t0) if ok else ("failed", str(label)[:300]))
         time.sleep(min(think, max(0.0, deadline - time.monotonic())))
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this visitor's own CPU: it shares the app's cores here
+    results.put(("cpu", usage.ru_utime + usage.ru_stime - cpu_at_start))
+
+
+def cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) process `pid` has used so far; None without a pid or /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, TypeError, ValueError, IndexError):
+        return None
 
 
 def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True,
-             think: float = 0.0) -> dict:
+             think: float = 0.0, server_pid: int | None = None) -> dict:
     """`clients` visitors, each in its own process, draw for `seconds` (after all have connected), `think` s
     between an answer and the next stroke; returns counts, both latencies (to the probabilities, to the panel)
-    and the training run's rates."""
+    and the training run's rates. With `server_pid`, also the app's CPU ms per answer: the visitors' clients
+    share this machine's cores with the app, so that figure says what the app itself costs."""
     import multiprocessing
 
     context = multiprocessing.get_context("fork")  # gradio_client is imported once here, not once per visitor
@@ -117,7 +132,9 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
                  for i in range(clients)]
     for p in processes:
         p.start()
-    latencies, panels, failures = [], [], []
+    time.sleep(max(0.0, start_at - time.monotonic()))
+    server_cpu_at_start = cpu_s(server_pid)
+    latencies, panels, failures, visitors_cpu = [], [], [], 0.0
     while any(p.is_alive() for p in processes) or not results.empty():
         try:
             item = results.get(timeout=0.5)
@@ -125,7 +142,9 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
             if time.monotonic() > deadline + 120:
                 break
             continue
-        if item[0] == "ok":
+        if item[0] == "cpu":
+            visitors_cpu += item[1]
+        elif item[0] == "ok":
             latencies.append(item[1])
             panels.append(item[2])
         else:
@@ -135,6 +154,7 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
         if p.is_alive():
             p.kill()
             failures.append("a visitor still waiting 120 s after the deadline")
+    server_cpu = cpu_s(server_pid) - server_cpu_at_start if server_cpu_at_start is not None else None
     rates = _images_per_s(job.outputs()) if job else []
     if job:
         job.cancel()
@@ -144,7 +164,10 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
             "failed": len(failures), "failures": failures[:5],
             "p50_ms": to_probabilities["p50_ms"], "p95_ms": to_probabilities["p95_ms"],  # to the probabilities
             "panel_p50_ms": to_panel["p50_ms"], "panel_p95_ms": to_panel["p95_ms"],  # to the full panel
-            "train_images_per_s_under_load": statistics.median(rates) if rates else None}
+            "train_images_per_s_under_load": statistics.median(rates) if rates else None,
+            # the app's CPU per answer (probabilities + panel), training included when a run streams beside
+            "server_cpu_ms_per_answer": server_cpu * 1e3 / len(latencies) if server_cpu and latencies else None,
+            "visitors_cpu_ms_per_answer": visitors_cpu * 1e3 / len(latencies) if latencies else None}
 
 
 def meets(result: dict, p95_ms: float) -> bool:
@@ -152,14 +175,15 @@ def meets(result: dict, p95_ms: float) -> bool:
 
 
 def capacity(url: str, counts: list[int], seconds: float, folder: Path, with_training: bool, p95_ms: float,
-             think: float = 0.0):
+             think: float = 0.0, server_pid: int | None = None):
     """The largest visitor count in `counts` (ascending) whose probabilities stay at p95 <= `p95_ms` with no
     failure; stops at the first count that misses. (largest or 0, every step's result)"""
     steps, largest = [], 0
     for n in counts:
-        result = run_load(url, n, seconds, folder, with_training=with_training, think=think)
+        result = run_load(url, n, seconds, folder, with_training=with_training, think=think, server_pid=server_pid)
         steps.append(result)
-        print(json.dumps({k: result[k] for k in ("clients", "failed", "p50_ms", "p95_ms", "answers_per_s")}),
+        print(json.dumps({k: result[k] for k in ("clients", "failed", "p50_ms", "p95_ms", "answers_per_s",
+                                                 "server_cpu_ms_per_answer", "visitors_cpu_ms_per_answer")}),
               flush=True)
         if not meets(result, p95_ms):
             break
@@ -226,11 +250,11 @@ def main(argv=None) -> int:
                 if args.capacity:
                     counts = sorted(int(n) for n in args.capacity.split(","))
                     largest, steps = capacity(url, counts, args.seconds, args.out, with_training, args.p95_ms,
-                                              args.think)
+                                              args.think, server.pid)
                     row = {"largest_visitors": largest, "steps": steps}
                 else:
                     row = run_load(url, args.clients, args.seconds, args.out, with_training=with_training,
-                                   think=args.think)
+                                   think=args.think, server_pid=server.pid)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
