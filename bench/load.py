@@ -198,6 +198,8 @@ def serve_app(timeout: float = 180, app_dir: Path = ROOT):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    if env.get("ALEXNET_DEMO_DATA"):  # absolute: the app runs in `app_dir`, where a relative path means another place
+        env["ALEXNET_DEMO_DATA"] = str(Path(env["ALEXNET_DEMO_DATA"]).resolve())
     server = subprocess.Popen([sys.executable, "app.py"], cwd=app_dir, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
