@@ -203,3 +203,12 @@ def test_opening_the_train_tab_measures_the_datasets_training_format_once(monkey
                             config, measure=lambda c: 500.0 if c.amp else 1000.0))
     assert train_tab.training_format("cifar10")[0] is True and train_tab.training_format("cifar10")[0] is True
     assert len(calls) == 1 and calls[0].dataset == "cifar10" and calls[0].input_size == 47  # the visitor's form
+
+
+def test_the_shipped_models_conv1_filters_are_shown_beside_a_runs_with_a_note_saying_what_they_are(untrained_mnist):
+    from alexnet_demo.inspection import filter_grid
+    for dataset in ("mnist", "cifar10"):
+        picture, note = train_tab.filters_views(dataset)
+        assert picture.size == filter_grid(untrained_mnist.model.features.conv1.weight).size  # the same 96 tiles
+        assert "random noise" in note and "shipped" in note
+    assert train_tab.filters_views("cifar10")[0].mode == "RGB" and train_tab.filters_views("mnist")[0].mode == "L"
