@@ -23,6 +23,14 @@ class Ablation:
     effects: list[tuple[int, float]]  # (channel, change in P(top) with only it silenced), largest |change| first
 
 
+NEGLIGIBLE = 0.001  # a change in P(top class) below 0.1 percentage points: no single channel matters
+
+
+def largest(result: Ablation) -> float:
+    """The largest change in P(top class) that switching one channel off makes (probability, >= 0)."""
+    return max((abs(change) for _, change in result.effects), default=0.0)
+
+
 def ablation_candidates(preset: str, show: int = 16) -> int:
     """How many channels an ablation measures one by one: each re-runs the layers after the ablated one, which at
     224 px (mnist) keeps it under 300 ms only with as many as are shown; at 50 px (cifar10) 24 are cheap."""

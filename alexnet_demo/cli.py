@@ -11,7 +11,7 @@ import typing
 from tqdm import tqdm
 
 from .config import RECIPES, TrainConfig, config_fields
-from .training import DoneEvent, EpochEvent, StageEvent, StartEvent, StepEvent, train
+from .training import DoneEvent, EpochEvent, FinalTestEvent, StageEvent, StartEvent, StepEvent, train
 
 
 def _flag_type(f: dataclasses.Field):
@@ -63,7 +63,7 @@ def train_main(argv: list[str] | None = None) -> int:
         return 2
     resume = options["resume"]
     extra_meta = {"command": "python -m alexnet_demo.train " + shlex.join(argv), "recipe": options["recipe"]}
-    bar = None
+    bar = testing = None
     try:
         for event in train(config, resume=resume, extra_meta=extra_meta):
             if isinstance(event, StageEvent):
@@ -80,15 +80,23 @@ def train_main(argv: list[str] | None = None) -> int:
             elif isinstance(event, EpochEvent):
                 bar.write(f"epoch {event.epoch}: {event.eval_split} loss {event.eval_loss:.4f} accuracy "
                           f"{event.eval_accuracy:.4f} ({event.elapsed_s:.0f} s) -> {event.checkpoint}")
+            elif isinstance(event, FinalTestEvent):
+                if testing is None:
+                    bar.close()
+                    testing = tqdm(total=event.total, desc="Testing", unit="image", dynamic_ncols=True)
+                testing.update(event.done - testing.n)
             elif isinstance(event, DoneEvent):
-                bar.close()
+                for progress in (bar, testing):
+                    if progress is not None:
+                        progress.close()
                 summary = {"cancelled": event.cancelled, "test_accuracy": event.test_accuracy,
                            "test_loss": event.test_loss, "train_time_s": round(event.train_time_s, 1),
                            "elapsed_s": round(event.elapsed_s, 1), "checkpoint": event.checkpoint}
                 print(json.dumps(summary))
     except (ValueError, OSError, RuntimeError) as e:
-        if bar is not None:
-            bar.close()
+        for progress in (bar, testing):
+            if progress is not None:
+                progress.close()
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

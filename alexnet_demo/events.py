@@ -56,6 +56,12 @@ class EpochEvent:
 
 
 @dataclass
+class FinalTestEvent:
+    done: int  # test images classified so far in the final test
+    total: int  # test images in all (10,000 for both datasets' full test sets)
+
+
+@dataclass
 class DoneEvent:
     cancelled: bool  # ended before its last epoch: `stop` was set, or the time limit passed (then timed_out)
     test_loss: float | None

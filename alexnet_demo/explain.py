@@ -212,7 +212,7 @@ class Probe:
     classes: tuple[str, ...]
     identity: int  # index of the untransformed input in `values`
     flips: list[tuple[float, str]]  # (value, new top class) nearest the identity on each side where it changes
-    summary: str  # e.g. "stops being a 7 past 25° anticlockwise (becomes a 1)"
+    summary: str  # e.g. "stops being 7 at 36° clockwise (becomes 4) and at 48° anticlockwise (becomes 1)"
     filmstrip: list[tuple[float, np.ndarray]]  # five (value, transformed native uint8 image) along the sweep
 
 
@@ -238,8 +238,21 @@ def probe(classifier, image, transform: str, points: int = 31) -> Probe:
                  [(float(values[i]), frame) for i, frame in zip(strip, frames)])
 
 
+# Units whose negative values read better as the opposite direction: -36 ° anticlockwise is 36° clockwise
+OPPOSITES = {"° anticlockwise": "° clockwise", "px right": "px left", "px down": "px up", "px bolder": "px thinner"}
+
+
+def say_value(value: float, unit: str) -> str:
+    """A swept value as words: (-36, "° anticlockwise") -> "36° clockwise", (0.63, "× size") -> "0.63× size",
+    (-2, "px right") -> "2 px left"."""
+    if value < 0 and unit in OPPOSITES:
+        value, unit = -value, OPPOSITES[unit]
+    return f"{value:.3g}{'' if unit[:1] in '°×' else ' '}{unit}"
+
+
 def flip_points(p: np.ndarray, values: np.ndarray, identity: int, classes, unit: str):
-    """Where the top class first changes on each side of the untransformed input, and a sentence saying so."""
+    """Where the top class first changes on each side of the untransformed input, and a sentence saying so
+    ("stops being 7 at 36° clockwise (becomes 4) and at 48° anticlockwise (becomes 1)")."""
     top = p.argmax(1)
     start = classes[top[identity]]
     flips, parts = [], []
@@ -247,9 +260,9 @@ def flip_points(p: np.ndarray, values: np.ndarray, identity: int, classes, unit:
         for i in side:
             if top[i] != top[identity]:
                 flips.append((float(values[i]), classes[top[i]]))
-                where = "below" if i < identity else "past"
-                parts.append(f"{where} {values[i]:.3g} {unit} (becomes {classes[top[i]]})")
+                parts.append(f"at {say_value(values[i], unit)} (becomes {classes[top[i]]})")
                 break
     if not parts:
-        return flips, f"stays {start} over the whole sweep ({values[0]:.3g} to {values[-1]:.3g} {unit})"
+        return flips, (f"stays {start} over the whole sweep, from {say_value(values[0], unit)} to "
+                       f"{say_value(values[-1], unit)}")
     return flips, f"stops being {start} " + " and ".join(parts)

@@ -9,6 +9,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
+from .ablation import NEGLIGIBLE, largest as ablation_largest
 from .inspection import CMAP, GAP, PALETTE, enlarge, palette_image
 
 # ---- heat maps over images -----------------------------------------------------------------------------------
@@ -64,9 +65,12 @@ def probe_figure(probe) -> Figure:
     for rank, c in enumerate(order):
         ax.plot(probe.values, probe.probabilities[:, c], color=colours(c % 10), lw=2.2 if rank < 3 else 1,
                 alpha=1 if rank < 3 else 0.5, label=probe.classes[c])
-    ax.axvline(probe.values[probe.identity], color="black", ls="--", lw=1)
-    ax.annotate(" your input", (probe.values[probe.identity], 0.02), ha="left", fontsize=8,
-                xycoords=("data", "axes fraction"))
+    # the untransformed input: a point on its answer's curve, labelled beside it, not text over the curves' feet
+    x, y = probe.values[probe.identity], float(probe.probabilities[probe.identity].max())
+    ax.axvline(x, color="black", ls="--", lw=0.8, alpha=0.5)
+    ax.plot([x], [y], "o", color="black", markersize=7, zorder=5)
+    ax.annotate("your input", (x, y), xytext=(8, -16 if y > 0.5 else 10), textcoords="offset points", fontsize=8,
+                zorder=5, bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8))
     for value, new in probe.flips:
         ax.axvline(value, color="red", ls=":", lw=1.5)
         ax.annotate(f"→ {new}", (value, 0.5), color="red", fontsize=9, rotation=90, va="center", ha="right")
@@ -106,12 +110,21 @@ def ablation_figure(ablation) -> Figure:
     name = ablation.classes[ablation.top]
     if ablation.effects:
         channels, change = zip(*ablation.effects)
+        points = 100 * np.asarray(change)  # percentage points of P(top)
         y = np.arange(len(channels))
-        right.barh(y, change, color=["#d6604d" if c < 0 else "#4393c3" for c in change])
+        right.barh(y, points, color=["#d6604d" if c < 0 else "#4393c3" for c in points])
         right.set_yticks(y, [f"ch {c}" for c in channels], fontsize=8)
         right.invert_yaxis()
         right.axvline(0, color="black", lw=0.8)
-    right.set_xlabel(f"change in P({name}) with only that channel off")
+        # a fixed scale, widened only for larger effects: an axis fitted to the bars made 0.002 points look large
+        limit = next(v for v in (5, 10, 25, 50, 100) if v >= float(np.abs(points).max()))
+        right.set_xlim(-limit, limit)
+        largest = ablation_largest(ablation)
+        if largest < NEGLIGIBLE:
+            right.text(0.5, 0.5, f"No single channel matters here\n(largest change {100 * largest:.3g} "
+                       "percentage points)", transform=right.transAxes, ha="center", va="center", fontsize=11,
+                       bbox=dict(boxstyle="round", facecolor="white", edgecolor="#999999"))
+    right.set_xlabel(f"change in P({name}), percentage points, with only that channel off")
     right.set_title(f"{ablation.layer}: the {len(ablation.effects)} channels that matter most to “{name}”",
                     fontsize=10)
     return fig

@@ -26,8 +26,9 @@ from . import distributed
 from .checkpoints import round_to_float16_, save_checkpoint, save_state, state_path
 from .config import TrainConfig
 from .data import Dataset, prepare_batch
-from .evaluation import confusion_matrix, evaluate, per_class_accuracy
-from .events import DoneEvent, EpochEvent, SnapshotEvent, StageEvent, StartEvent, StepEvent, TrainingError
+from .evaluation import confusion_matrix, evaluate, evaluate_batches, per_class_accuracy
+from .events import (DoneEvent, EpochEvent, FinalTestEvent, SnapshotEvent, StageEvent, StartEvent, StepEvent,
+                     TrainingError)
 from .models import PRESETS
 from .snapshots import take_snapshot
 from .staging import Run, _stratified_take, device_name, pick_device, restore, stage, staging_message  # noqa: F401
@@ -152,28 +153,35 @@ def end_epoch(run: Run, epoch: int, stop: threading.Event | None) -> EpochEvent 
                       time.perf_counter() - run.started, run.checkpoint)
 
 
-def finish(run: Run, stop: threading.Event | None) -> DoneEvent:
-    """The final test (of the float16 weights when a file is written), the summary, the model back on the CPU.
-    A run the time limit ended is tested as it is (the visitor wants their number); a stopped one is not. Under
-    torchrun rank 0 alone tests and writes; the others end here."""
+def finish(run: Run, stop: threading.Event | None) -> Iterator[FinalTestEvent | DoneEvent]:
+    """The final test (of the float16 weights when a file is written), a FinalTestEvent after each of its batches,
+    then the summary and the model back on the CPU (DoneEvent). A run the time limit ended is tested as it is (the
+    visitor wants their number); a stopped one is not. Under torchrun rank 0 alone tests and writes; the others
+    end here."""
     config, final = run.config, None
     if run.world.main and (not run.cancelled or run.timed_out):
         if config.out:  # the final figure is of the weights as shipped: float16, upcast on loading
             round_to_float16_(run.model)
         reuse = run.eval_split == "test" and run.last_eval is not None and not config.out and not run.timed_out
-        final = run.last_eval if reuse else evaluate(run.model, run.test.to(run.device), config.preset,
-                                                     config.input_size, amp=config.amp,
-                                                     channels_last=config.channels_last, stop=stop)
+        if reuse:
+            final = run.last_eval
+        else:
+            yield FinalTestEvent(0, len(run.test))
+            for final in evaluate_batches(run.model, run.test.to(run.device), config.preset, config.input_size,
+                                          amp=config.amp, channels_last=config.channels_last, stop=stop):
+                if not isinstance(final, dict):
+                    yield FinalTestEvent(*final)
+            final = final if isinstance(final, dict) else None
     meta = checkpoint_meta(run, **({"timed_out": True, "steps_done": run.step} if run.timed_out else {}))
     if final is not None:
         meta["test_accuracy"] = final["accuracy"]
         if config.out:  # the finished file records its test accuracy
             run.checkpoint = str(save_checkpoint(config.out, run.model, meta))
     model = run.model.to("cpu", memory_format=torch.contiguous_format).eval()
-    return DoneEvent(run.cancelled or final is None, final and final["loss"], final and final["accuracy"],
-                     checkpoint=run.checkpoint, elapsed_s=time.perf_counter() - run.started,
-                     train_time_s=run.train_time, model=model, meta=meta, timed_out=run.timed_out,
-                     **_summarize(final, run.test, run.classes))
+    yield DoneEvent(run.cancelled or final is None, final and final["loss"], final and final["accuracy"],
+                    checkpoint=run.checkpoint, elapsed_s=time.perf_counter() - run.started,
+                    train_time_s=run.train_time, model=model, meta=meta, timed_out=run.timed_out,
+                    **_summarize(final, run.test, run.classes))
 
 
 def run_stages(run: Run, stop: threading.Event | None) -> Iterator:
@@ -188,14 +196,15 @@ def run_stages(run: Run, stop: threading.Event | None) -> Iterator:
         if event is None:
             break
         yield event
-    yield finish(run, stop)
+    yield from finish(run, stop)
 
 
 def train(config: TrainConfig, stop: threading.Event | None = None, resume: str | Path | None = None,
           extra_meta: dict | None = None, probe: torch.Tensor | None = None
-          ) -> Iterator[StageEvent | StartEvent | StepEvent | SnapshotEvent | EpochEvent | DoneEvent]:
+          ) -> Iterator[StageEvent | StartEvent | StepEvent | SnapshotEvent | EpochEvent | FinalTestEvent | DoneEvent]:
     """Run `config`, yielding a StageEvent (loading or downloading the data), a StartEvent, StepEvents every
-    `log_every` steps, an EpochEvent per epoch and a final DoneEvent. Setting `stop` ends the run cleanly between
+    `log_every` steps, an EpochEvent per epoch, FinalTestEvents as the final test goes (one per batch of 500
+    test images) and a final DoneEvent. Setting `stop` ends the run cleanly between
     steps, as does config.time_limit_s (s from the call). `resume` is a training-state file. With
     config.snapshot_every, SnapshotEvents show `probe` (uint8 (C, h, w) at the dataset's size; None: the first
     test image) at step 0, every `snapshot_every` steps and at every epoch's end.

@@ -185,10 +185,18 @@ def test_flip_points_name_the_first_change_on_each_side():
     top = [1, 1, 0, 0, 0, 2, 2]  # classes 'a', 'b', 'c'; the input is the middle point
     p[np.arange(7), top] = 1
     values = np.array([-30, -20, -10, 0, 10, 20, 30.0])
-    flips, summary = E.flip_points(p, values, 3, ("a", "b", "c"), "°")
+    flips, summary = E.flip_points(p, values, 3, ("a", "b", "c"), "° anticlockwise")
     assert flips == [(-20.0, "b"), (20.0, "c")]
-    assert summary == "stops being a below -20 ° (becomes b) and past 20 ° (becomes c)"
-    assert E.flip_points(p[:, [0, 0, 0]], values, 3, ("a", "b", "c"), "°")[1].startswith("stays a")
+    assert summary == "stops being a at 20° clockwise (becomes b) and at 20° anticlockwise (becomes c)"
+    assert E.flip_points(p[:, [0, 0, 0]], values, 3, ("a", "b", "c"), "° anticlockwise")[1] == \
+        "stays a over the whole sweep, from 30° clockwise to 30° anticlockwise"
+
+
+@pytest.mark.parametrize("value,unit,words", [(-36, "° anticlockwise", "36° clockwise"), (48, "° anticlockwise",
+                         "48° anticlockwise"), (-2, "px right", "2 px left"), (-0.5, "px bolder", "0.5 px thinner"),
+                         (0.63, "× size", "0.63× size"), (1.5, "px Gaussian σ", "1.5 px Gaussian σ")])
+def test_swept_values_are_said_without_minus_signs_or_stray_spaces(value, unit, words):
+    assert E.say_value(value, unit) == words
 
 
 # ---- ablation --------------------------------------------------------------------------------------------------
@@ -249,6 +257,27 @@ def test_figures_draw_with_labelled_colour_scales(untrained_mnist, untrained_cif
         assert len(labels) == 2 and "Grad-CAM" in labels[0] and "drop in P(" in labels[1]
         assert isinstance(probe_figure(E.probe(classifier, image, "scale", points=9)), Figure)
         assert isinstance(ablation_figure(A.ablate(classifier, image, "conv3", k=2)), Figure)
+
+
+def test_an_ablation_that_changes_nothing_says_so_on_a_fixed_readable_scale():
+    classes = tuple("0123456789")
+    p = np.full(10, 1e-4, np.float32)
+    p[7] = 1 - p.sum() + 1e-4
+    tiny = A.Ablation("conv5", [1, 2], classes, p, p, 7, [(3, -2e-5), (9, 1e-5)])  # 0.002 percentage points
+    right = ablation_figure(tiny).axes[1]
+    assert right.get_xlim() == (-5, 5)  # not an axis of ±0.002 that makes noise look like effects
+    assert "No single channel matters here\n(largest change 0.002 percentage points)" in [t.get_text() for t in right.texts]
+    large = A.Ablation("conv5", [], classes, p, p, 7, [(3, -0.3), (9, 0.01)])
+    right = ablation_figure(large).axes[1]
+    assert right.get_xlim() == (-50, 50) and len(right.texts) == 0
+
+
+def test_the_probe_marks_the_input_on_its_answers_curve(untrained_mnist):
+    result = E.probe(untrained_mnist, canvas_seven(), "rotation", points=9)
+    ax = probe_figure(result).axes[0]
+    marker = next(line for line in ax.lines if line.get_marker() == "o" and line.get_color() == "black")
+    assert marker.get_xdata()[0] == 0 and marker.get_ydata()[0] == pytest.approx(result.probabilities[4].max())
+    assert any(t.get_text() == "your input" for t in ax.texts)
 
 
 def test_overlay_keeps_the_image_where_there_is_no_heat():

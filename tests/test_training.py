@@ -7,7 +7,8 @@ import torch
 
 from alexnet_demo import TrainConfig
 from alexnet_demo.training import train
-from alexnet_demo.training import DoneEvent, EpochEvent, StageEvent, StartEvent, StepEvent, TrainingError, state_path
+from alexnet_demo.training import (DoneEvent, EpochEvent, FinalTestEvent, StageEvent, StartEvent, StepEvent,
+                                   TrainingError, state_path)
 
 TINY = dict(dataset="mnist", input_size=65, subset=256, batch_size=32, epochs=2, max_batches=3, eval_limit=100,
             log_every=1)
@@ -41,8 +42,25 @@ def test_event_stream_shape(data_root, tmp_path):
     assert [s.step for s in steps] == [1, 2, 3, 4, 5, 6] and steps[0].images_per_s > 0
     assert [e.epoch for e in epochs] == [1, 2] and epochs[0].eval_split == "test"
     assert isinstance(done, DoneEvent) and not done.cancelled and 0 <= done.test_accuracy <= 1
+    assert events[-3:-1] == [FinalTestEvent(0, 100), FinalTestEvent(100, 100)]  # it says it is testing, how far
     assert done.checkpoint == str(tmp_path / "m.safetensors") and state_path(done.checkpoint).is_file()
     assert sum(map(sum, done.confusion)) == 100 and done.meta["test_accuracy"] == done.test_accuracy
+
+
+def test_evaluation_reports_its_progress_batch_by_batch_then_the_same_result(data_root):
+    from alexnet_demo.data import load_dataset
+    from alexnet_demo.evaluation import evaluate, evaluate_batches
+    from alexnet_demo.models import build_model
+
+    torch.manual_seed(0)
+    model, test = build_model("mnist", 65), load_dataset("mnist", "test", data_root).subset(slice(0, 100))
+    *progress, result = evaluate_batches(model, test, "mnist", 65, batch_size=40)
+    assert progress == [(40, 100), (80, 100), (100, 100)]
+    assert result["accuracy"] == evaluate(model, test, "mnist", 65)["accuracy"]
+    stop = threading.Event()
+    stop.set()
+    assert list(evaluate_batches(model, test, "mnist", 65, stop=stop)) == []
+    assert evaluate(model, test, "mnist", 65, stop=stop) is None
 
 
 def test_final_test_accuracy_is_that_of_the_float16_file_as_loaded(data_root, tmp_path):

@@ -75,8 +75,8 @@ def named(outputs):
 def scripted_engine(monkeypatch, untrained_mnist):
     """The engine's interface played back (8 steps, a snapshot every 2, one epoch), with a real model: the tab's
     handling of events in milliseconds. Records the probe it was given."""
-    from alexnet_demo.training import (DoneEvent, EpochEvent, SnapshotEvent, StageEvent, StartEvent,
-                                       StepEvent)
+    from alexnet_demo.training import (DoneEvent, EpochEvent, FinalTestEvent, SnapshotEvent, StageEvent,
+                                       StartEvent, StepEvent)
     probes = []
 
     def train(config, stop=None, probe=None, **kwargs):
@@ -90,6 +90,8 @@ def scripted_engine(monkeypatch, untrained_mnist):
                 yield SnapshotEvent(step, step / 8, {"1": 0.5 + step / 20, "7": 0.5 - step / 20}, maps,
                                     {name: list(range(8)) for name in maps}, torch.randn(96, 1, 11, 11))
         yield EpochEvent(1, "test", 1.2, 0.7, 8.0, None)
+        for done in (0, 150, 300):
+            yield FinalTestEvent(done, 300)
         confusion = np.eye(10, dtype=int).tolist()
         yield DoneEvent(False, 1.2, 0.7, {}, confusion, [(torch.zeros(1, 28, 28, dtype=torch.uint8), "1", "7")],
                         None, 9.0, 8.0, model=untrained_mnist.model, meta=dict(untrained_mnist.meta))
@@ -103,6 +105,7 @@ def test_a_run_streams_curves_and_a_live_time_lapse_of_the_visitors_drawing(scri
     probe = scripted_engine[0]
     assert probe.dtype == torch.uint8 and probe.shape == (1, 28, 28) and probe.max() > 0  # the drawing, as seen
     assert "Loading MNIST…" in [f["progress"] for f in frames]
+    assert "Testing on 300 test images… 0 done (0%)" in [f["progress"] for f in frames]  # not a silent pause
     live = [f for f in frames[:-1] if hasattr(f["layers"], "mode")]  # 8 steps: a snapshot each
     assert len(live) == 8 and live[-1]["probe"]["1"] > live[0]["probe"]["1"]  # what it reads, as it learns
     assert live[0]["filters"].size[0] > 100 and "Step 1" in live[0]["snapshot_note"]
@@ -136,9 +139,14 @@ def test_runs_are_kept_per_session_compared_and_used(scripted_engine):
     assert list(first_session["runs_table"]["run"]) == ["run 1", "run 2"]
     assert list(other_session["runs_table"]["run"]) == ["run 1"]
     assert first_session["run_picker"]["value"] == "run 2" and first_session["compare"]["value"] == ["run 1", "run 2"]
+    assert list(first_session["runs_table"].columns[:2]) == ["run", "test accuracy"]  # the result first
     figure = first_session["compare_plot"]
     labels = [line.get_label() for ax in figure.axes for line in ax.lines]
     assert "run 2 · test accuracy" in labels and "run 1 · train loss" in labels
+    assert "run 2 · final test accuracy" in labels  # the star
+    for ax in figure.axes:  # every legend entry names a line with points on this axis
+        drawn = {line.get_label() for line in ax.lines if len(line.get_xdata())}
+        assert {t.get_text() for t in ax.get_legend().get_texts()} <= drawn
     mnist, cifar, note = train_tab.use_run(first_session["runs"], "run 1", None, None)
     assert mnist is first_session["runs"][0]["classifier"] and cifar is None and note.startswith("run 1")
 
@@ -164,7 +172,9 @@ def test_a_finished_run_gives_accuracy_confusion_mistakes_a_file_and_a_model(dat
     model = last["trained"]
     assert model.preset == "mnist" and len(model.predict(np.eye(28, dtype=np.uint8) * 255)) == 10
     assert last["checkpoint"] and not state_path(last["checkpoint"]).exists()
-    assert set(last["losses"]["series"]) == {"train loss", "validation loss"} and isinstance(last["losses"], pd.DataFrame)
+    # one epoch: its one validation point would draw no line, so the live plot's legend does not promise one
+    assert set(last["losses"]["series"]) == {"train loss"} and isinstance(last["losses"], pd.DataFrame)
+    assert {"validation loss", "validation accuracy"} <= {row["series"] for row in last["runs"][-1]["curves"]}
     assert len(last["snapshots"]) >= 8  # 8 steps: one a step
     assert not train_tab.TRAIN_LOCK.locked()
 
@@ -193,3 +203,12 @@ def test_opening_the_train_tab_measures_the_datasets_training_format_once(monkey
                             config, measure=lambda c: 500.0 if c.amp else 1000.0))
     assert train_tab.training_format("cifar10")[0] is True and train_tab.training_format("cifar10")[0] is True
     assert len(calls) == 1 and calls[0].dataset == "cifar10" and calls[0].input_size == 47  # the visitor's form
+
+
+def test_the_shipped_models_conv1_filters_are_shown_beside_a_runs_with_a_note_saying_what_they_are(untrained_mnist):
+    from alexnet_demo.inspection import filter_grid
+    for dataset in ("mnist", "cifar10"):
+        picture, note = train_tab.filters_views(dataset)
+        assert picture.size == filter_grid(untrained_mnist.model.features.conv1.weight).size  # the same 96 tiles
+        assert "random noise" in note and "shipped" in note
+    assert train_tab.filters_views("cifar10")[0].mode == "RGB" and train_tab.filters_views("mnist")[0].mode == "L"

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from ..inference import Classifier, load_classifier
 from ..inspection import GAP, PALETTE, confusion_figure, filter_grid, grid_indices, mistakes_gallery
-from ..training import DoneEvent, EpochEvent, SnapshotEvent, StageEvent, StartEvent, StepEvent
+from ..training import DoneEvent, EpochEvent, FinalTestEvent, SnapshotEvent, StageEvent, StartEvent, StepEvent
 
 MODELS_KEPT = 3  # finished runs whose model stays in memory; older ones are reloaded from their checkpoint
 LAYERS_HEIGHT = 180  # px: the layers picture is scaled up by whole factors to about this height
@@ -97,13 +97,16 @@ def run_record(number: int, config, curves: list[dict], event, classifier: Class
             "schedule": config.schedule, "training images": config.subset, "input px": config.input_size,
             "augment": config.augment, "batch norm": config.batch_norm, "dropout": config.dropout,
             "label smoothing": config.label_smoothing, "classifier width": config.classifier_width,
-            "test accuracy": event.test_accuracy, "training s": round(event.train_time_s),
+            "test accuracy": event.test_accuracy, "test loss": event.test_loss,
+            "training s": round(event.train_time_s),
             "ended": ended, "curves": curves, "classifier": classifier, "checkpoint": event.checkpoint}
 
 
-TABLE_COLUMNS = ["name", "dataset", "epochs", "batch size", "learning rate", "optimizer", "schedule",
-                 "training images", "input px", "augment", "batch norm", "dropout", "label smoothing",
-                 "classifier width", "test accuracy", "training s", "ended"]
+# The result first (what a visitor compares), then the settings that made it: on a narrow screen the columns
+# that scroll out of sight are settings, not the answer.
+TABLE_COLUMNS = ["name", "test accuracy", "training s", "ended", "dataset", "epochs", "batch size", "learning rate",
+                 "optimizer", "schedule", "training images", "input px", "augment", "batch norm", "dropout",
+                 "label smoothing", "classifier width"]
 
 
 def add_run(runs: list[dict] | None, record: dict) -> list[dict]:
@@ -138,27 +141,35 @@ def run_classifier(run: dict | None) -> Classifier | None:
 
 
 def compare_figure(runs: list[dict] | None, names: list[str] | None) -> Figure | None:
-    """The chosen runs' loss and accuracy curves on shared axes: one colour per run, dashed = training,
-    solid = evaluation; series named like "run 2 · test accuracy"."""
+    """The chosen runs' loss and accuracy curves on shared axes: one colour per run, dashed = training, solid with
+    dots = each epoch's evaluation (series named like "run 2 · validation accuracy"), a star = the final test. The
+    legends list only what is drawn."""
     chosen = [run for run in runs or [] if run["name"] in (names or [])]
     if not chosen:
         return None
     fig = Figure(figsize=(11, 3.6), layout="constrained")
     axes = dict(zip(("loss", "accuracy"), fig.subplots(1, 2)))
     for i, run in enumerate(chosen):
-        curves = pd.DataFrame(run["curves"]).dropna()
+        curves = pd.DataFrame(run["curves"], columns=["step", "value", "series"]).dropna()
         for series, points in curves.groupby("series", sort=False):
             split, kind = series.rsplit(" ", 1)
             axes[kind].plot(points["step"], points["value"], color=f"C{i % 10}",
                             linestyle="--" if split == "train" else "-", marker=None if split == "train" else "o",
                             markersize=3, linewidth=1 if split == "train" else 2, label=f"{run['name']} · {series}")
+        last = int(curves["step"].max()) if len(curves) else 0
+        for kind, value in (("loss", run.get("test loss")), ("accuracy", run["test accuracy"])):
+            if value is not None:
+                axes[kind].plot([last], [value], linestyle="none", marker="*", markersize=12, color=f"C{i % 10}",
+                                markeredgecolor="black", markeredgewidth=0.5,
+                                label=f"{run['name']} · final test {kind}")
     for kind, ax in axes.items():
         ax.set_title(kind)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes["accuracy"].set_ylim(0, 1)
-    fig.suptitle("Runs compared: dashed = training, solid with dots = test", fontsize=10)
+    fig.suptitle("Runs compared: dashed = training, solid with dots = evaluation after each epoch, ★ = final test",
+                 fontsize=10)
     return fig
 
 
@@ -193,6 +204,7 @@ class RunView:
         self.config, self.runs = config, runs or []
         self.losses, self.accuracies, self.snapshots = [], [], []
         self.progress, self.last_yield, self.total_steps = "Starting…", 0.0, None
+        self.evaluations = []  # each epoch's evaluation points, kept for the runs' chart when the live plots omit them
 
     def outputs(self, event):
         """The tab's outputs after `event`, or None when they need not be sent yet (at most two updates a
@@ -207,9 +219,15 @@ class RunView:
             self.step(event)
         elif isinstance(event, EpochEvent):
             x = self.losses[-1]["step"] if self.losses else 0
-            self.losses.append({"step": x, "value": event.eval_loss, "series": f"{event.eval_split} loss"})
-            self.accuracies.append({"step": x, "value": event.eval_accuracy,
-                                    "series": f"{event.eval_split} accuracy"})
+            points = [(self.losses, {"step": x, "value": event.eval_loss, "series": f"{event.eval_split} loss"}),
+                      (self.accuracies, {"step": x, "value": event.eval_accuracy,
+                                         "series": f"{event.eval_split} accuracy"})]
+            for rows, point in points:
+                (rows if self.plots_evaluation else self.evaluations).append(point)
+        elif isinstance(event, FinalTestEvent):
+            urgent = event.done in (0, event.total)
+            self.progress = (f"Testing on {event.total:,} test images… {event.done:,} done "
+                             f"({event.done / event.total:.0%})")
         elif isinstance(event, SnapshotEvent):
             self.snapshots.append(snapshot_record(event, self.total_steps))
             extra = snapshot_views(self.snapshots, -1)
@@ -221,14 +239,22 @@ class RunView:
         return frame(losses=_curves(self.losses), accuracies=_curves(self.accuracies), progress=self.progress,
                      **extra)
 
+    @property
+    def plots_evaluation(self) -> bool:
+        """Whether the live plots show each epoch's evaluation: only when it makes a line (two epochs or more in
+        this run); a lone point at the very end draws nothing, and its legend entry would promise a line."""
+        return self.total_steps is not None and self.config.epochs - self.start_epoch >= 2
+
     def start(self, event: StartEvent) -> None:
-        self.total_steps = event.total_steps
-        self.progress = (f"Training on {event.device_name}: {event.train_images} images, "
-                         f"{event.total_steps} steps, evaluating on {event.eval_images} {event.eval_split} images.")
+        self.total_steps, self.start_epoch = event.total_steps, event.start_epoch
+        self.progress = (f"Training on {event.device_name}: {event.train_images} images, {event.total_steps} steps"
+                         + (f", evaluating on {event.eval_images} {event.eval_split} images after each epoch"
+                            if self.plots_evaluation else "") + "; the test images are classified at the end.")
+        splits = ("train", event.eval_split) if self.plots_evaluation else ("train",)
         for rows, kind in ((self.losses, "loss"), (self.accuracies, "accuracy")):
             # Every series from the first frame, with no value yet (drawn as nothing): gradio 6.31's
             # LinePlot fixes its colour domain at its first frame and never draws a series added later.
-            rows += [{"step": 0, "value": None, "series": f"{split} {kind}"} for split in ("train", event.eval_split)]
+            rows += [{"step": 0, "value": None, "series": f"{split} {kind}"} for split in splits]
 
     def step(self, event: StepEvent) -> None:
         self.losses.append({"step": event.step, "value": event.train_loss, "series": "train loss"})
@@ -238,7 +264,7 @@ class RunView:
 
     def done(self, event: DoneEvent) -> tuple:
         classifier = Classifier(event.model, event.meta) if event.model is not None else None
-        curves = [row for row in self.losses + self.accuracies if row["value"] is not None]
+        curves = [row for row in self.losses + self.accuracies + self.evaluations if row["value"] is not None]
         record = run_record(len(self.runs) + 1, self.config, curves, event, classifier)
         runs = add_run(self.runs, record) if event.test_accuracy is not None else self.runs
         stem = Path(self.config.out or Path(tempfile.gettempdir()) / f"alexnet_demo-{id(self):x}").with_suffix("")

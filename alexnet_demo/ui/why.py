@@ -77,6 +77,9 @@ def ablate_answer(source, drawing, photo, layer="conv5", k=0, channel_numbers=""
     after = result.classes[int(result.ablated.argmax())]
     caption = (f"{len(result.switched_off)} of {layer}'s channels off: P({top}) {result.original[result.top]:.1%} → "
                f"{result.ablated[result.top]:.1%}; it now answers **{after}**. The weights are untouched.")
+    if ablation.largest(result) < ablation.NEGLIGIBLE:
+        caption += (f" No single channel matters here: switching any one of them off changes P({top}) by "
+                    f"{100 * ablation.largest(result):.2g} percentage points at most.")
     return ablation_figure(result), caption
 
 
