@@ -121,3 +121,30 @@ def load(checkpoint: str | Path) -> OpenSet | None:
             rule = OpenSet(tensors["means"], tensors["precision"], float(meta.pop("threshold")), meta)
             _LOADED[key] = rule if meta.get("checkpoint_sha256") == sha256_of(checkpoint) else None
         return _LOADED[key]
+
+
+@dataclass
+class Verdict:
+    """The open-set answer for one photo."""
+    none: bool  # True: the photo shows none of the ten classes
+    distance: float  # to the nearest class mean (squared Mahalanobis, averaged views)
+    threshold: float
+    closest: str  # the class the views' mean logits pick
+
+    def text(self, classes) -> str:
+        """What the Photo tab says, in Markdown."""
+        if self.none:
+            return (f"This doesn't look like any of the ten classes I know ({', '.join(classes)}); closest: "
+                    f"**{self.closest}**. (Its features are {self.distance:,.0f} from the nearest class's, above "
+                    f"{self.threshold:,.0f}: the open-set rule, README: Photos of other things.)")
+        return f"(Its features are {self.distance:,.0f} from the nearest class's, within {self.threshold:,.0f}.)"
+
+
+def judge(classifier, image) -> Verdict | None:
+    """The open-set verdict on `image` by `classifier` (inference.Classifier); None when its checkpoint has no
+    open-set file (a visitor's own model)."""
+    rule = load(classifier.source) if classifier.source and classifier.preset == "cifar10" else None
+    if rule is None:
+        return None
+    distance, logits = rule.score(classifier.model, image)
+    return Verdict(distance > rule.threshold, distance, rule.threshold, classifier.classes[int(logits.argmax())])
