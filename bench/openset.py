@@ -5,7 +5,8 @@ other things (package pictures, faces, text, patterns, noise, MNIST digits on pa
 checkpoint, side by side in one run:
 - the accuracy on the re-photographed test images, as the Photo tab reads them (the centre square) and averaged
   over the open-set rule's views;
-- each out-of-distribution score's AUROC (in class against out of class): top probability and energy (of the centre
+- each out-of-distribution score's AUROC (Mahalanobis: class means and covariance from training images
+  re-photographed, `--fit-on photos`, or as they are, `--fit-on clean`; both are reported) (in class against out of class): top probability and energy (of the centre
   square, and of the views' mean logits), Mahalanobis distance on pool5 (the centre square, the views' mean);
 - the chosen score's threshold, set on re-photographed *training* images (the half not used for the class means) so
   that --none-rate of them would be called "none of the ten", and at it the rates on the test photos: in-class photos
@@ -90,6 +91,9 @@ def run(args) -> Path:
     held = torch.cat([m[len(m) // 2:] for m in members])
     started = time.perf_counter()
     fit_views = all_views([train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()])
+    fit_photos = photos.in_class(train.images[fit_index].numpy(), train.labels[fit_index].numpy(), len(fit_index),
+                                 seed=2)  # the same training images re-photographed
+    fit_photo_views = all_views([p.image for p in fit_photos])
     calibration = photos.in_class(train.images[held].numpy(), train.labels[held].numpy(), in_count, seed=1)
     inside = photos.in_class(test.images.numpy(), test.labels.numpy(), in_count, seed=0)
     outside = photos.out_of_class(per_family, digits, seed=0)
@@ -106,12 +110,23 @@ def run(args) -> Path:
         name = Path(path).name + (" (baseline)" if path == args.baseline else "")
         feats, _ = outputs(model, fit_views)
         means, precision = openset.fit(feats.mean(1), train.labels[fit_index])
+        photo_feats, _ = outputs(model, fit_photo_views)
+        fitted = {"clean": (means, precision),
+                  "photos": openset.fit(photo_feats.mean(1), torch.tensor([p.label for p in fit_photos]))}
+        means, precision = fitted[args.fit_on]
         c_feats, c_logits = outputs(model, calibration_views)
         i_feats, i_logits = outputs(model, inside_views)
         o_feats, o_logits = outputs(model, outside_views)
         calibration_scores = scores(c_feats, c_logits, means, precision)
         inside_scores, outside_scores = scores(i_feats, i_logits, means, precision), scores(o_feats, o_logits, means,
                                                                                           precision)
+        other = "photos" if args.fit_on == "clean" else "clean"  # the class means from the other images, for the AUROC
+        for key, value in scores(i_feats, i_logits, *fitted[other]).items():
+            if key.startswith("mahalanobis"):
+                inside_scores[f"{key} (fit on {other})"] = value
+        for key, value in scores(o_feats, o_logits, *fitted[other]).items():
+            if key.startswith("mahalanobis"):
+                outside_scores[f"{key} (fit on {other})"] = value
         row = {"checkpoint": name, "test_accuracy": meta.get("test_accuracy"),
                "rephotographed_accuracy_centre": (i_logits[:, 0].argmax(1) == labels).float().mean().item(),
                "rephotographed_accuracy_views": (i_logits.mean(1).argmax(1) == labels).float().mean().item()}
@@ -130,7 +145,7 @@ def run(args) -> Path:
             figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
             rule = openset.OpenSet(means, precision, threshold, {
                 "checkpoint": Path(path).name, "checkpoint_sha256": sha256_of(path), "score": CHOSEN,
-                "views": openset.VIEWS, "fit_images": len(fit_index), "none_rate_set": args.none_rate,
+                "views": openset.VIEWS, "fit_images": len(fit_index), "fit_on": args.fit_on, "none_rate_set": args.none_rate,
                 "figures": figures, "command": "python bench/bench.py openset " + " ".join(sys.argv[2:])})
             written = str(rule.save(openset.stats_path(path)))
             print(f"-> {written}")
@@ -152,7 +167,9 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", default=None, help="a checkpoint to compare against, measured after the others")
     parser.add_argument("--in-count", type=int, default=1000, help="re-photographed test (and training) images")
     parser.add_argument("--per-family", type=int, default=100, help="out-of-class photos per family")
-    parser.add_argument("--fit-per-class", type=int, default=500, help="training images per class for the means")
+    parser.add_argument("--fit-per-class", type=int, default=300, help="training images per class for the means")
+    parser.add_argument("--fit-on", choices=("photos", "clean"), default="photos",
+                        help="class means and covariance from the training images re-photographed, or as they are")
     parser.add_argument("--none-rate", type=float, default=0.05,
                         help="share of re-photographed training images called 'none' at the threshold")
     parser.add_argument("--write-stats", action="store_true", help="write the first checkpoint's open-set file")
