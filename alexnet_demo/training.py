@@ -30,17 +30,22 @@ from .evaluation import confusion_matrix, evaluate, evaluate_batches, per_class_
 from .events import (DoneEvent, EpochEvent, FinalTestEvent, SnapshotEvent, StageEvent, StartEvent, StepEvent,
                      TrainingError)
 from .models import PRESETS
+from .photo_augment import OUTLIER_WEIGHT, outlier_images, outlier_loss, photo_batch
 from .snapshots import take_snapshot
 from .staging import Run, _stratified_take, device_name, pick_device, restore, stage, staging_message  # noqa: F401
 
 # ---- one step ----------------------------------------------------------------------------------------------
 
 
-def train_step(model, optimizer, x, y, config: TrainConfig):
-    """One optimizer step; returns the loss and logits still on the device (no host sync)."""
+def train_step(model, optimizer, x, y, config: TrainConfig, outliers: torch.Tensor | None = None):
+    """One optimizer step; returns the loss and the in-class logits still on the device (no host sync). `outliers`
+    (normalized like x) go through the same forward and are pulled towards equal probabilities (outlier exposure)."""
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=config.amp):
-        logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        logits = model(x if outliers is None else torch.cat([x, outliers])).float()
+        logits, outlier_logits = logits[:len(y)], logits[len(y):]
+        loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+        if outliers is not None:
+            loss = loss + OUTLIER_WEIGHT * outlier_loss(outlier_logits)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -78,9 +83,16 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent | 
             images = torch.where(chosen.view(-1, 1, 1, 1), run.train_data.drawn[index], images)
         x = prepare_batch(images, config.preset, config.input_size, augment=config.augment,
                           generator=noise, channels_last=config.channels_last)
+        x = photo_like(x, images, config, noise)
+        outliers = None
+        if config.outliers > 0:  # outlier exposure: framed as the training photos are
+            extra = outlier_images(run.train_data.images, max(1, round(config.outliers * len(index))), noise)
+            outliers = photo_like(prepare_batch(extra, config.preset, config.input_size, augment=config.augment,
+                                                generator=noise, channels_last=config.channels_last),
+                                  extra, config, noise)
         y = run.train_data.labels[index]
         try:
-            loss, logits = train_step(run.net, run.optimizer, x, y, config)
+            loss, logits = train_step(run.net, run.optimizer, x, y, config, outliers)
         except torch.OutOfMemoryError as e:
             raise TrainingError(f"out of memory on {device_name(run.device)} at batch size {config.batch_size}, "
                                 f"input {config.input_size} px: use a smaller batch or input size "
@@ -116,6 +128,20 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent | 
             window_loss.zero_()
             window_correct.zero_()
             window_steps, window_start = 0, time.perf_counter()
+
+
+def photo_like(x: torch.Tensor, images: torch.Tensor, config: TrainConfig, generator) -> torch.Tensor:
+    """The prepared batch `x` with a `config.photo` share of its images (uint8 `images`) made again as a visitor's
+    photo might look (photo_augment.photo_batch)."""
+    if config.photo <= 0:
+        return x
+    chosen = (torch.rand(len(images), generator=generator, device=images.device) < config.photo).nonzero().flatten()
+    if len(chosen) == 0:
+        return x
+    x = x.clone()
+    x[chosen] = photo_batch(images[chosen], config.preset, config.input_size, generator,
+                            config.channels_last).to(x.dtype)
+    return x
 
 
 def _halt_reasons(run: Run, stop: threading.Event | None) -> tuple[bool, bool]:

@@ -7,11 +7,14 @@ from pathlib import Path
 import gradio as gr
 
 from ..inference import MAX_BATCH
+from .. import openset
 from ..models import PRESETS
-from .common import current_result, grids, panel, picture, run_model, top_channels_image
+from .common import classifier_for, current_result, grids, panel, picture, run_model, top_channels_image, user_errors
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
-LOW_CONFIDENCE = 0.5  # below this top probability the photo may show none of the ten classes (digits: confidence.py)
+# Below this top probability a visitor's own model (which has no open-set file) says the photo may show none of the ten
+# classes; the shipped model answers by its measured open-set rule (openset.py) instead
+LOW_CONFIDENCE = 0.5
 
 
 class PhotoInput(gr.Image):
@@ -33,9 +36,16 @@ def classify_image(photo, trained=None):
         return None, "Upload a photo, paste one, use the webcam or click an example.", None
     result = run_model("cifar10", photo, trained)
     top, p = next(iter(result.probabilities.items()))
-    note = f"Looks like a **{top}** ({p:.1%})." if p >= LOW_CONFIDENCE else \
-        f"Low confidence: best guess **{top}** at {p:.1%}. The photo may not show one of the ten CIFAR-10 " \
-        f"classes ({', '.join(PRESETS['cifar10'].classes)})."
+    with user_errors():
+        verdict = openset.judge(classifier_for("cifar10", trained), photo)
+    if verdict is not None:
+        note = verdict.text(PRESETS["cifar10"].classes) if verdict.none else \
+            f"Looks like a **{top}** ({p:.1%}). {verdict.text(PRESETS['cifar10'].classes)}"
+    elif p >= LOW_CONFIDENCE:
+        note = f"Looks like a **{top}** ({p:.1%})."
+    else:
+        note = f"Low confidence: best guess **{top}** at {p:.1%}. The photo may not show one of the ten CIFAR-10 " \
+            f"classes ({', '.join(PRESETS['cifar10'].classes)})."
     return result.probabilities, note, result
 
 

@@ -1,0 +1,43 @@
+"""A real browser: the Photo tab says "none of the ten" for a photo of something else (issue 20); saves a
+screenshot."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+playwright = pytest.importorskip("playwright.sync_api")
+
+from alexnet_demo import openset  # noqa: E402
+from alexnet_demo.checkpoints import CHECKPOINT_DIR  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent / "screenshots"  # git ignores this folder
+ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+        "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+def test_a_photo_of_something_else_is_called_none_of_the_ten(live_app, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    if openset.load(CHECKPOINT_DIR / "cifar10.safetensors") is None:
+        pytest.skip("no open-set file for the shipped cifar10 checkpoint")
+    import random
+
+    from alexnet_demo import photos
+    other = tmp_path / "sign.jpg"
+    photos.text_photo(random.Random(3), photos._fonts()).save(other)
+    SHOTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(live_app[0], wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Classify a photo").click()
+        page.locator("#photo input[type=file]").set_input_files(str(other))
+        page.wait_for_function("() => document.body.innerText.includes(\"doesn't look like any of the ten\")",
+                               timeout=60_000)
+        page.wait_for_selector("#photo-top-channels img", timeout=60_000)
+        page.screenshot(path=str(SHOTS / "photo-none-of-the-ten.png"), full_page=True)
+        assert "closest:" in page.inner_text("body")
+        browser.close()

@@ -1,0 +1,53 @@
+"""Photo-like training augmentation and outlier images (alexnet_demo/photo_augment.py) and their config fields."""
+import math
+
+import pytest
+import torch
+
+from alexnet_demo.config import TrainConfig, recipe_config
+from alexnet_demo.photo_augment import TILE, colour_fields, jigsaw, outlier_images, outlier_loss, photo_batch
+
+
+def _images(n=6, seed=0):
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def test_photo_batch_is_normalized_input_size_and_repeatable_under_a_seed():
+    images = _images()
+    a = photo_batch(images, "cifar10", 50, torch.Generator().manual_seed(3))
+    b = photo_batch(images, "cifar10", 50, torch.Generator().manual_seed(3))
+    assert a.shape == (6, 3, 50, 50) and a.dtype == torch.float32
+    assert torch.equal(a, b)
+    assert not torch.equal(a, photo_batch(images, "cifar10", 50, torch.Generator().manual_seed(4)))
+    assert torch.isfinite(a).all() and -2.5 < a.min() and a.max() < 2.5  # (0..1 - mean) / std
+
+
+def test_jigsaw_reorders_whole_tiles_of_each_image():
+    images = _images(3)
+    out = jigsaw(images, torch.Generator().manual_seed(0))
+    assert not torch.equal(out, images)
+    for before, after in zip(images, out):
+        def tiles(x):
+            t = x.unfold(1, TILE, TILE).unfold(2, TILE, TILE).permute(1, 2, 0, 3, 4).reshape(16, -1)
+            return sorted(map(tuple, t.tolist()))
+        assert tiles(before) == tiles(after)  # the same tiles, in another order
+
+
+def test_outlier_images_are_half_jigsaws_half_colour_fields():
+    out = outlier_images(_images(10), 8, torch.Generator().manual_seed(0))
+    assert out.shape == (8, 3, 32, 32) and out.dtype == torch.uint8
+    fields = colour_fields(4, 3, 32, 32, torch.Generator().manual_seed(1))
+    assert fields.shape == (4, 3, 32, 32) and fields.dtype == torch.uint8
+
+
+def test_outlier_loss_is_least_at_equal_probabilities():
+    assert outlier_loss(torch.zeros(4, 10)).item() == pytest.approx(math.log(10))
+    assert outlier_loss(torch.tensor([[5.0] + [0.0] * 9])).item() > math.log(10)
+
+
+def test_photo_and_outliers_are_cifar10_only_and_bounded():
+    assert recipe_config("cifar10_photos").photo == 0.5
+    with pytest.raises(ValueError, match="photo"):
+        TrainConfig(dataset="mnist", photo=0.5)
+    with pytest.raises(ValueError, match="outliers"):
+        TrainConfig(dataset="cifar10", outliers=2.0)
