@@ -102,9 +102,11 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def start_from(model: torch.nn.Module, path: str | os.PathLike, config) -> dict:
+def start_from(model: torch.nn.Module, path: str | os.PathLike, config, classes=None) -> dict:
     """Copy a checkpoint's weights into `model` (the start of a fine-tuning run with TrainConfig `config`);
-    CheckpointError when the file holds another model. Returns what the new file's metadata records of its parent."""
+    CheckpointError when the file holds another model. When the run's `classes` differ from the file's (a visitor's
+    own classes), the last layer stays new: every other weight comes from the file. Returns what the new file's
+    metadata records of its parent."""
     source, meta = load_checkpoint(path)
     parent = (meta["preset"], int(meta["input_size"]), bool(meta.get("batch_norm")),
               int(meta.get("classifier_width", 4096)))
@@ -113,8 +115,14 @@ def start_from(model: torch.nn.Module, path: str | os.PathLike, config) -> dict:
         def described(kind, preset, size, batch_norm, width):
             return f"a {preset} {kind} at {size} px {'with' if batch_norm else 'without'} BatchNorm, {width} wide"
         raise CheckpointError(f"{path}: {described('model', *parent)} cannot start {described('run', *run)}")
-    model.load_state_dict(source.state_dict())
-    return {"init_sha256": sha256_of(path), "init_test_accuracy": meta.get("test_accuracy")}
+    state = source.state_dict()
+    new_head = classes is not None and list(classes) != list(meta["classes"])
+    if new_head:  # the last Linear answers the file's classes: keep the fresh one
+        last = [name for name, m in model.classifier.named_children() if isinstance(m, torch.nn.Linear)][-1]
+        state = {k: v for k, v in state.items() if not k.startswith(f"classifier.{last}.")}
+    model.load_state_dict(state, strict=not new_head)
+    return {"init_sha256": sha256_of(path), "init_test_accuracy": meta.get("test_accuracy"),
+            "init_file": Path(path).name, "init_classes": list(meta["classes"])}
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from .models import PRESETS, build_model, min_input_size
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "plateau", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+TUNES = ("head", "classifier", "conv5", "all")  # which layers a run trains; the others keep the starting file's
 
 
 @dataclass
@@ -52,6 +53,13 @@ class TrainConfig:
     init: str | None = field(default=None, metadata={
         "help": "checkpoint whose weights the run starts from (fine-tuning; same preset and input size); "
                 "None: fresh weights"})
+    examples: str | None = field(default=None, metadata={
+        "help": "a folder of your own examples, <class>/<image> (torchvision's ImageFolder layout), trained on "
+                "instead of the dataset: drawings with dataset mnist, photos with cifar10; val_fraction of each "
+                "class (at least one) is held out as the test; None: the dataset's own images"})
+    tune: str = field(default="all", metadata={
+        "help": "which layers train: head (the last layer), classifier (every fully connected layer), conv5 (those "
+                "and conv5) or all; all but all need init (the frozen layers keep its weights)"})
     input_size: int | None = field(default=None, metadata={"help": "px, square; None: the preset's (224 / 50)"})
     classifier_width: int = field(default=4096, metadata={
         "help": "neurons in each of the two hidden fully connected layers (the write-ups': 4096); at CIFAR-10's 47 px "
@@ -109,6 +117,13 @@ class TrainConfig:
              "photo", "a share from 0 to 1, and 0 unless the dataset is cifar10 (photo framing is a photo's)")
         need(_is_num(self.outliers) and 0 <= self.outliers <= 1 and (self.outliers == 0 or self.dataset == "cifar10"),
              "outliers", "0 to 1 outlier images per training image, and 0 unless the dataset is cifar10")
+        need(self.tune in TUNES, "tune", f"one of {TUNES}")
+        need(self.tune == "all" or bool(self.init), "tune",
+             "all unless init names a checkpoint to start from (frozen layers keep its weights)")
+        need(self.examples is None or (isinstance(self.examples, str) and bool(self.examples)), "examples",
+             "None or a folder path")
+        need(self.examples is None or self.subset is None, "subset", "None with examples (every example is used)")
+        need(self.examples is None or self.sketch == 0, "sketch", "0 with examples (they are drawn already)")
         need(self.subset is None or (_is_int(self.subset) and self.subset >= 2), "subset", "None or an integer ≥ 2")
         need(_is_num(self.val_fraction) and 0 <= self.val_fraction <= 0.5, "val_fraction", "a number in [0, 0.5]")
         low = smallest_input_size(self.preset)

@@ -167,6 +167,54 @@ def load_image_folder(folder: str | os.PathLike, cache_dir=None) -> Dataset:
     return Dataset(images, labels, classes, str(folder))
 
 
+NATIVE = {"mnist": (1, 28), "cifar10": (3, 32)}  # (channels, px) of each dataset's own images
+
+
+def load_examples(folder: str | os.PathLike, dataset: str) -> Dataset:
+    """A visitor's examples, `folder/<class>/<image>` (ImageFolder layout), as `dataset`'s images: uint8 at its
+    native size (mnist: 1x28x28 grey, cifar10: 3x32x32 RGB), classes in sorted order as ImageFolder gives them.
+    Read fresh every time (a few hundred small files), never cached: the visitor adds and deletes examples."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataNotFoundError(f"{folder}: no such folder of examples")
+    channels, size = NATIVE[dataset]
+    classes = tuple(sorted(d.name for d in folder.iterdir() if d.is_dir()))
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        for f in sorted((folder / cls).iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            with Image.open(f) as image:
+                image = image.convert("L" if channels == 1 else "RGB")
+                if image.size != (size, size):
+                    image = image.resize((size, size), Image.BILINEAR)
+                array = np.asarray(image)
+            images.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise DataNotFoundError(f"no examples under {folder} (expected {folder}/<class>/<image>.png)")
+    return Dataset(torch.from_numpy(np.stack(images)).contiguous(), torch.tensor(labels, dtype=torch.int64), classes,
+                   str(folder))
+
+
+def held_out_split(labels: torch.Tensor, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train_index, held_out_index): `fraction` of each class held out, rounded, but at least one example of
+    every class (with few examples, one each: the nearest to leave-one-out that needs a single run) and never the
+    last one it has to learn from. ValueError naming a class with fewer than 2 examples."""
+    g = torch.Generator().manual_seed(seed)
+    train, held = [], []
+    for cls in labels.unique().tolist():
+        members = (labels == cls).nonzero().flatten()
+        if len(members) < 2:
+            raise ValueError(f"class {cls} has {len(members)} example(s): every class needs at least 2 "
+                             "(one to learn from, one held out to test on)")
+        members = members[torch.randperm(len(members), generator=g)]
+        k = min(len(members) - 1, max(1, round(fraction * len(members))))
+        held.append(members[:k])
+        train.append(members[k:])
+    return torch.cat(train).sort().values, torch.cat(held).sort().values
+
+
 def with_drawn(data: Dataset, data_root=None, seed: int = 0) -> Dataset:
     """MNIST `data` with `drawn`: every digit re-drawn by a visitor's brush (sketch.redraw, ~7 ms a digit on one
     core, so worked in parallel processes), cached beside the data like a decoded image folder."""

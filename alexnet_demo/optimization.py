@@ -8,9 +8,10 @@ from .config import TrainConfig
 
 def make_optimizer(config: TrainConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
     fused = device.type == "cuda"  # one kernel for the whole update instead of one per tensor
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen layers (config.tune) are not updated
     if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
                            weight_decay=config.weight_decay, fused=fused)
 
 

@@ -12,8 +12,8 @@ import torch
 from . import distributed
 from .checkpoints import CheckpointError, load_state, start_from
 from .config import PARENTS, RECIPES, TrainConfig
-from .data import (DOWNLOAD_SIZES, Dataset, dataset_on_disk, load_dataset, prepare_batch, stratified_split,
-                   with_drawn)
+from .data import (DOWNLOAD_SIZES, Dataset, dataset_on_disk, held_out_split, load_dataset, load_examples,
+                   prepare_batch, stratified_split, with_drawn)
 from .models import PRESETS, build_model
 from .optimization import Schedule, make_optimizer
 
@@ -97,6 +97,8 @@ class Run:
 
 
 def staging_message(config: TrainConfig) -> str:
+    if config.examples:
+        return "Loading your examples…"
     name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[config.dataset]
     if dataset_on_disk(config.dataset, config.data_root):
         message = f"Loading {name}…"
@@ -121,8 +123,13 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
         raise CheckpointError(missing_parent(config.init))
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    full_train = load_dataset(config.dataset, "train", config.data_root)
-    test = load_dataset(config.dataset, "test", config.data_root)
+    if config.examples:  # the visitor's own examples: a held-out share of each class is the test
+        examples = load_examples(config.examples, config.dataset)
+        train_index, held_index = held_out_split(examples.labels, config.val_fraction or 0.2, config.seed)
+        full_train, test = examples.subset(train_index), examples.subset(held_index)
+    else:
+        full_train = load_dataset(config.dataset, "train", config.data_root)
+        test = load_dataset(config.dataset, "test", config.data_root)
     channels = PRESETS[config.preset].in_channels
     if probe is not None and (probe.dtype != torch.uint8 or probe.dim() != 3 or probe.shape[0] != channels):
         raise ValueError(f"probe must be a uint8 image ({channels}, h, w) like the {config.dataset} images, not "
@@ -133,7 +140,7 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
     if config.subset is not None and config.subset > len(full_train):
         raise ValueError(f"subset={config.subset} is out of range: the {config.dataset} training set has "
                          f"{len(full_train)} images")
-    if config.val_fraction > 0:
+    if config.val_fraction > 0 and not config.examples:
         train_index, val_index = stratified_split(full_train.labels, config.val_fraction, config.seed)
         train_data, eval_data, eval_split = full_train.subset(train_index), full_train.subset(val_index), "validation"
     else:
@@ -148,9 +155,11 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
 
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = build_model(config.preset, config.input_size, batch_norm=config.batch_norm, dropout=config.dropout,
-                        classifier_width=config.classifier_width).to(device, memory_format=memory_format)
+                        classifier_width=config.classifier_width, num_classes=len(full_train.classes)
+                        ).to(device, memory_format=memory_format)
     if config.init:  # fine-tuning: the parent's weights, and its fingerprint in every checkpoint this run writes
-        extra_meta = {**start_from(model, config.init, config), **(extra_meta or {})}
+        extra_meta = {**start_from(model, config.init, config, full_train.classes), **(extra_meta or {})}
+    freeze(model, config.tune)
     optimizer = make_optimizer(config, model, device)
     steps_per_epoch = len(train_data) // config.batch_size  # the last partial batch is dropped (BatchNorm)
     if config.max_batches:
@@ -160,6 +169,29 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
                eval_split, test, model, optimizer, Schedule(config, optimizer, config.epochs * steps_per_epoch),
                steps_per_epoch, extra_meta or {}, probe if config.snapshot_every else None, world, net,
                started=started)
+
+
+def frozen_modules(model: torch.nn.Module, tune: str) -> list[torch.nn.Module]:
+    """The layers a run with `tune` keeps as its starting file has them: head every layer but the last Linear,
+    classifier every conv layer (and its BatchNorm), conv5 all but conv5 (and bn5), all none. Frozen layers also
+    stay in eval mode while training (their BatchNorm statistics and dropout as in the file)."""
+    layers = list(model.features.named_children())
+    if tune == "all":
+        return []
+    if tune == "conv5":
+        return [layer for _, layer in layers[:[name for name, _ in layers].index("conv5")]]
+    frozen = [layer for _, layer in layers]
+    if tune == "head":
+        head = list(model.classifier.children())
+        last = max(i for i, m in enumerate(head) if isinstance(m, torch.nn.Linear))
+        frozen += head[:last]
+    return frozen
+
+
+def freeze(model: torch.nn.Module, tune: str) -> None:
+    """Switch gradients off for the layers `tune` keeps (the optimizer then holds only the others)."""
+    for layer in frozen_modules(model, tune):
+        layer.requires_grad_(False)
 
 
 def missing_parent(init: str) -> str:

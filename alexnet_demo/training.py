@@ -32,7 +32,8 @@ from .events import (DoneEvent, EpochEvent, FinalTestEvent, SnapshotEvent, Stage
 from .models import PRESETS
 from .photo_augment import OUTLIER_WEIGHT, outlier_images, outlier_loss, photo_batch
 from .snapshots import take_snapshot
-from .staging import Run, _stratified_take, device_name, pick_device, restore, stage, staging_message  # noqa: F401
+from .staging import (Run, _stratified_take, device_name, frozen_modules, pick_device, restore, stage,  # noqa: F401
+                      staging_message)
 
 # ---- one step ----------------------------------------------------------------------------------------------
 
@@ -65,6 +66,8 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent | 
     shard, batch_size // world size images a step, and DDP averages the gradients."""
     config, model, world = run.config, run.model, run.world
     model.train()
+    for layer in frozen_modules(model, config.tune):  # frozen BatchNorms keep the starting file's statistics
+        layer.eval()
     order = torch.randperm(len(run.train_data), generator=run.generator, device=run.device)
     batch, noise = config.batch_size, run.generator  # one process: one generator for order and augmentation
     if world.size > 1:  # a strided shard: at step i the ranks' shards together are the one-process batch i
@@ -203,7 +206,8 @@ def finish(run: Run, stop: threading.Event | None) -> Iterator[FinalTestEvent | 
         meta["test_accuracy"] = final["accuracy"]
         if config.out:  # the finished file records its test accuracy
             run.checkpoint = str(save_checkpoint(config.out, run.model, meta))
-    model = run.model.to("cpu", memory_format=torch.contiguous_format).eval()
+    # every layer differentiable again, as a loaded file's: explanations take gradients through the frozen ones too
+    model = run.model.to("cpu", memory_format=torch.contiguous_format).eval().requires_grad_(True)
     yield DoneEvent(run.cancelled or final is None, final and final["loss"], final and final["accuracy"],
                     checkpoint=run.checkpoint, elapsed_s=time.perf_counter() - run.started,
                     train_time_s=run.train_time, model=model, meta=meta, timed_out=run.timed_out,
