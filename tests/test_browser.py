@@ -285,7 +285,8 @@ def test_a_phone_draws_with_a_finger_and_gets_its_digit_read(browser, live_app):
         # the brush toolbar sits in the band above the paper, beside the zoom bar, not over the paper's left edge
         tools = phone.locator("#sketch .toolbar-wrap").bounding_box()
         zoom = phone.locator("#sketch .zoom-number").bounding_box()
-        assert tools["y"] + tools["height"] <= zoom["y"] + zoom["height"] + 8 and tools["x"] + tools["width"] < zoom["x"]
+        assert tools["y"] < zoom["y"] + zoom["height"] and zoom["y"] < tools["y"] + tools["height"], (tools, zoom)
+        assert tools["x"] + tools["width"] < zoom["x"], (tools, zoom)  # in the zoom bar's row, left of it
         phone.get_by_role("tab", name="Classify a photo").click()
         phone.locator("#photo input[type=file]").set_input_files(str(photo.EXAMPLES_DIR / "cifar10" / "ship.png"))
         phone.wait_for_selector("#photo-top-channels img", timeout=60_000)
