@@ -78,7 +78,7 @@ def probe_figure(probe) -> Figure:
         ax.set_xscale("log")
     ax.set_xlabel(f"{probe.transform.replace('_', ' ')} ({probe.unit})")
     ax.set_ylabel("probability")
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.08)  # room above 1 for the input's marker, clear of the title
     ax.legend(fontsize=8, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title(probe.summary, fontsize=10)
     frames = strip.subplots(1, len(probe.filmstrip))

@@ -38,9 +38,13 @@ def open_image(source) -> Image.Image:
             if os.path.getsize(source) == 0:
                 raise ValueError(f"{os.path.basename(source)} is an empty file (0 bytes), not an image")
         image = Image.open(source)
-        check_pixels(*image.size)  # before decoding: the header alone gives the size
-        image.seek(0)  # an animated GIF/PNG/WebP: its first frame
-        image.load()
+        try:
+            check_pixels(*image.size)  # before decoding: the header alone gives the size
+            image.seek(0)  # an animated GIF/PNG/WebP: its first frame
+            image.load()
+        except BaseException:
+            image.close()  # a refused file is not left open (ResourceWarning)
+            raise
         return image
     except ValueError:
         raise

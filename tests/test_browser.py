@@ -69,6 +69,19 @@ def brush_is_chosen(page):
     page.wait_for_timeout(300)
 
 
+ZOOM = "() => document.querySelector('#sketch .zoom-number')?.textContent.trim()"
+# The Draw tab's outputs that still show the old digit `top`: visible, and its answer or pictures in them
+OLD_ANSWER_SHOWN = """(top) => {
+  const shown = (id) => { const e = document.querySelector(id); return e && getComputedStyle(e).visibility !== 'hidden' ? e : null; };
+  const old = [];
+  const note = shown('#digit-note'), label = shown('#digit-label');
+  if (note && /reads|perhaps/.test(note.textContent)) old.push('note: ' + note.textContent.trim());
+  if (label && label.textContent.includes(top) && !label.textContent.includes('Draw a digit')) old.push('probabilities');
+  for (const id of ['#digit-seen', '#digit-top-channels']) if (shown(id)?.querySelector('img')) old.push(id);
+  return old;
+}"""
+
+
 def test_drawing_a_one_is_read_as_one(page):
     brush_is_chosen(page)
     canvas = [c for c in page.locator("#sketch canvas").all() if c.is_visible()][0]
@@ -81,10 +94,16 @@ def test_drawing_a_one_is_read_as_one(page):
     finally:
         page.screenshot(path=str(SHOTS / "1-draw-one.png"), full_page=True)
     page.screenshot(path=str(SHOTS / "1-draw.png"), full_page=True)
+    zoom = page.evaluate(ZOOM)
     page.locator('#sketch button[aria-label="Clear canvas"]').click()
-    page.wait_for_function("() => document.querySelector('.output-class')?.innerText.includes('Draw a digit')",
-                           timeout=60_000)
+    # at once, before the server has answered: no old answer is shown (hidden, then emptied)
+    assert page.evaluate(OLD_ANSWER_SHOWN, "1") == [], "the cleared canvas still shows the old digit's answer"
+    page.wait_for_function("() => document.querySelector('#digit-label')?.textContent.includes('Draw a digit')"
+                           " && !document.body.classList.contains('digit-cleared')", timeout=60_000)
+    assert page.evaluate(OLD_ANSWER_SHOWN, "1") == []  # shown again: emptied
     brush_is_chosen(page)  # clearing drops the tool; the page picks the brush again
+    page.wait_for_timeout(500)
+    assert page.evaluate(ZOOM) == zoom  # the paper keeps its size (gradio's clear set 100%; the page fits it again)
     before = seen_src(page)
     stroke(page, canvas, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])  # a 7
     try:
@@ -139,6 +158,16 @@ def line_pixels(page, selector) -> dict[int, int]:
     return dict(zip(hues.tolist(), counts.tolist()))
 
 
+# A LinePlot's legend labels and its line paths of two points or more (vega's SVG)
+LEGEND_AND_LINES = """(selector) => {
+  const root = document.querySelector(selector);
+  const labels = [...root.querySelectorAll('.role-legend-label text')].map((t) => t.textContent);
+  const lines = [...root.querySelectorAll('.mark-line path')].map((p) => p.getAttribute('d') || '')
+    .filter((d) => d.includes('L'));
+  return [labels, lines];
+}"""
+
+
 def test_training_plot_grows(page, data_root):
     page.get_by_role("tab", name="Train").click()
     page.get_by_label("Training images (subset)").fill("640")
@@ -152,11 +181,17 @@ def test_training_plot_grows(page, data_root):
     page.screenshot(path=str(SHOTS / "4-train-running.png"), full_page=True)
     page.wait_for_selector("text=/Test accuracy/", timeout=300_000)  # the tiny run finishes: confusion, mistakes
     page.wait_for_timeout(2000)
-    for plot in ("#loss-plot", "#accuracy-plot"):  # two series drawn, train and test, each a visible line
+    for plot in ("#loss-plot", "#accuracy-plot"):  # every legend entry has its line (one epoch: training only)
+        labels, lines = page.evaluate(LEGEND_AND_LINES, plot)
+        assert labels and len(lines) >= len(labels), f"{plot}: legend {labels}, lines drawn {lines}"
         drawn = {hue: n for hue, n in line_pixels(page, plot).items() if n >= 40}
-        assert len(drawn) >= 2, f"{plot}: coloured pixels by hue {drawn}"
+        assert len(drawn) >= len(labels), f"{plot}: coloured pixels by hue {drawn}"
     final = {hue: n for hue, n in line_pixels(page, "#accuracy-plot").items() if n >= 40}
     assert sum(final.values()) > sum(early.get(hue, 0) for hue in final)  # the lines grew
+    # the runs table's result is in sight, not scrolled off to the right of its box
+    table = page.locator("#runs-table").bounding_box()
+    header = page.locator("#runs-table th", has_text="test accuracy").first.bounding_box()
+    assert header and header["x"] + header["width"] <= table["x"] + table["width"], (header, table)
     page.screenshot(path=str(SHOTS / "4-train.png"), full_page=True)
 
 
@@ -242,9 +277,17 @@ def test_a_phone_draws_with_a_finger_and_gets_its_digit_read(browser, live_app):
         phone.wait_for_selector("#digit-top-channels img", timeout=60_000)
         for block in ("#sketch", "#digit-seen", "#digit-top-channels"):
             assert phone.evaluate(COVERED, block) == [], f"{block}: covered on a phone"
-        # the other tabs do not fit the width: gradio folds them into its "More tabs" menu
-        phone.locator('button[aria-label="More tabs"]').click()
-        phone.locator(".overflow-dropdown button", has_text="Classify a photo").click()
+        # every tab is in sight (in rows), none folded into a "More tabs" menu
+        tabs = phone.evaluate("[...document.querySelectorAll('[role=tab]')].filter((t) => {"
+                              " const r = t.getBoundingClientRect(); return r.width > 0 && r.right <= innerWidth;"
+                              " }).map((t) => t.textContent.trim())")
+        assert len(tabs) == 6 and phone.locator('button[aria-label="More tabs"]').count() == 0, tabs
+        # the brush toolbar sits in the band above the paper, beside the zoom bar, not over the paper's left edge
+        tools = phone.locator("#sketch .toolbar-wrap").bounding_box()
+        zoom = phone.locator("#sketch .zoom-number").bounding_box()
+        assert tools["y"] < zoom["y"] + zoom["height"] and zoom["y"] < tools["y"] + tools["height"], (tools, zoom)
+        assert tools["x"] + tools["width"] < zoom["x"], (tools, zoom)  # in the zoom bar's row, left of it
+        phone.get_by_role("tab", name="Classify a photo").click()
         phone.locator("#photo input[type=file]").set_input_files(str(photo.EXAMPLES_DIR / "cifar10" / "ship.png"))
         phone.wait_for_selector("#photo-top-channels img", timeout=60_000)
         phone.wait_for_timeout(1000)

@@ -61,3 +61,9 @@ def test_a_filled_blob_is_not_sure_rather_than_a_confident_digit(untrained_mnist
     blob["composite"][(yy - 240) ** 2 + (xx - 240) ** 2 < 90 ** 2] = (0, 0, 0, 255)  # a filled disc
     label, note, _ = drawing.classify_digit(blob, untrained_mnist)
     assert len(label) == 10 and note.startswith("Not sure (the strokes are too bold")
+
+
+def test_clear_empties_every_output_of_the_old_digit():
+    from alexnet_demo.ui import drawing
+    label, note, kept, seen, top, maps = drawing.cleared()
+    assert label == "Draw a digit" and "Draw a digit" in note and (kept, seen, top, maps) == (None, None, None, [])

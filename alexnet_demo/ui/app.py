@@ -24,11 +24,18 @@ CSS = """
 #sketch canvas {touch-action: none}  /* a finger on the canvas draws; it does not scroll or zoom the page */
 #photo img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}  /* 32 px examples, large */
 .gallery-item .caption-label {font-size: 12px}
+/* the moment Clear is pressed, until the server's empty answer arrives: no old digit's answer (drawing.py) */
+body.digit-cleared :is(#digit-note, #digit-label, #digit-seen, #digit-top-channels) {visibility: hidden}
 @media (max-width: 640px) {  /* a phone */
   #sketch {height: 400px !important}  /* the square canvas fits without a tall empty box */
   /* gradio's floating labels sat under the canvas's zoom/undo bar and over the photo; the tab and icons name them */
   :is(#sketch, #photo) > label[data-testid="block-label"] {display: none}
   .picture .icon-button-wrapper {display: none}  /* over the top-channels panel's conv1 row; fingers zoom anyway */
+  /* the brush/eraser toolbar, a column over the paper's left edge, as a row in the band above the paper */
+  #sketch .toolbar-wrap {flex-direction: row !important; top: 6px !important; left: 6px !important;
+                         width: max-content !important; height: auto !important; align-items: center}
+  #sketch .toolbar-wrap .half-container {flex-direction: row !important; width: max-content !important;
+                                         height: auto !important}
 }
 """
 
@@ -40,7 +47,7 @@ def build_demo() -> gr.Blocks:
         # This visitor's models (None: the shipped ones), per browser session
         trained_mnist, trained_cifar, trained_last = gr.State(None), gr.State(None), gr.State(None)
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # a phone shows every tab (in rows), not one and a "…" menu
             sketch = drawing.tab(trained_mnist)
             image = photo.tab(trained_cifar)
             inside.tab(sketch, image, trained_mnist, trained_cifar)

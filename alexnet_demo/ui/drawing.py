@@ -20,11 +20,28 @@ SELECT_BRUSH = """() => {
     if (button && idle(sketch)) button.click();
     if (tries > 0 && (!button || idle(sketch))) setTimeout(() => brush(tries - 1), 300);
   };
+  // gradio 6.31's Clear resets the canvas to 100% zoom, while it opened "fit to screen" (113% on a desktop page):
+  // choose "Fit to screen" in its zoom menu again, so that the paper does not jump
+  const fit = () => {
+    const zoom = document.querySelector('#sketch .zoom-number span[role="button"]');
+    if (!zoom) return;
+    zoom.click();
+    setTimeout(() => {
+      const item = [...document.querySelectorAll('#sketch *')].find(
+        (e) => e.children.length === 0 && e.textContent.trim() === 'Fit to screen');
+      if (item) item.click(); else zoom.click();  // no such item: close the menu again
+    }, 50);
+  };
   setTimeout(() => brush(60), 300);
   document.addEventListener('click', (e) => {
-    if (e.target.closest('#sketch button[aria-label="Clear canvas"]')) setTimeout(() => brush(10), 300);
+    if (e.target.closest('#sketch button[aria-label="Clear canvas"]')) {
+      document.body.classList.add('digit-cleared');  // the old digit's answer goes at once (CSS in app.py)
+      setTimeout(() => { fit(); brush(10); }, 300);
+    }
   }, true);
 }"""
+# The server's part of a Clear: every output of the old digit emptied; then the page shows the outputs again
+SHOW_ANSWER = "() => { document.body.classList.remove('digit-cleared'); }"
 
 
 def classify_digit(drawing, trained=None):
@@ -39,6 +56,11 @@ def classify_digit(drawing, trained=None):
     note = f"It reads **{top}** ({p:.1%})." if reason is None else \
         f"Not sure ({reason}): perhaps **{top}**. Try a bigger, clearer digit."
     return result.probabilities, note, result
+
+
+def cleared():
+    """The Draw tab's outputs for a cleared canvas: (probabilities, note, kept, seen, top channels, every channel)."""
+    return "Draw a digit", "Draw a digit 0–9 on the canvas.", None, None, None, []
 
 
 def digit_panel(drawing, kept=None, trained=None, all_channels=False):
@@ -63,7 +85,8 @@ def tab(trained: gr.State) -> gr.Sketchpad:
                     elem_id="sketch", brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                     layers=False)
             with gr.Column(scale=2, min_width=300):
-                note = gr.Markdown("Draw a digit 0–9 on the canvas: the answer updates after every stroke.")
+                note = gr.Markdown("Draw a digit 0–9 on the canvas: the answer updates after every stroke.",
+                                   elem_id="digit-note")
                 label = gr.Label(num_top_classes=10, label="Probabilities", value="Draw a digit", elem_id="digit-label")
                 seen = picture("**What the network sees** (28×28, MNIST-style)",
                                "What the network sees (28×28, MNIST-style)", height=260, elem_id="digit-seen")
@@ -81,6 +104,9 @@ def tab(trained: gr.State) -> gr.Sketchpad:
     answer.then(digit_panel, [sketch, kept, trained, grids_open], [seen, top_maps, maps], api_name="digit_panel",
                 show_progress="hidden", concurrency_limit=1,
                 concurrency_id="pictures")
+    # Clear: the page hides the old answer at once (SELECT_BRUSH), the server empties it, then it is shown again
+    sketch.clear(cleared, None, [label, note, kept, seen, top_maps, maps], api_name=False, queue=False,
+                 show_progress="hidden").then(None, js=SHOW_ANSWER)
     every.expand(lambda: True, None, grids_open, api_name=False, queue=False).then(
         digit_grids, [sketch, kept, trained], maps, api_name=False, concurrency_limit=2)
     every.collapse(lambda: False, None, grids_open, api_name=False, queue=False)
