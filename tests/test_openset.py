@@ -64,3 +64,31 @@ def test_the_shipped_rule_says_none_for_a_sign_and_passes_cifar10_examples():
     examples = sorted(EXAMPLES_DIR.glob("cifar10/*.png"))
     kept = [not openset.judge(classifier, str(e)).none for e in examples]
     assert sum(kept) >= 8, kept  # the rule calls about 5% of re-photographed CIFAR-10 images "none"
+
+
+def test_auroc_is_the_chance_an_outsider_scores_higher():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from openset import auroc
+    assert auroc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 1.0
+    assert auroc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 0.0
+    assert auroc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
+
+
+@pytest.mark.slow
+def test_the_openset_benchmark_runs_and_writes_a_rule_the_app_loads(cifar_root, data_root, tmp_path):
+    import json
+    import shutil
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import bench
+    checkpoint = tmp_path / "cifar10.safetensors"
+    shutil.copy(CHECKPOINT_DIR / "cifar10.safetensors", checkpoint)
+    assert bench.main(["openset", str(checkpoint), "--tiny", "--write-stats", "--data-root", data_root,
+                       "--out", str(tmp_path)]) == 0
+    row = json.loads((tmp_path / "openset.json").read_text())["rows"][0]
+    assert all(0 <= v <= 1 for k, v in row.items() if k.startswith("auroc"))
+    rule = openset.load(checkpoint)
+    assert rule is not None and rule.means.shape == (10, 256) and rule.threshold == pytest.approx(row["threshold"])
