@@ -43,7 +43,8 @@ def views(image) -> np.ndarray:
     small = min(h, w)
     square = color[(h - small) // 2:(h - small) // 2 + small, (w - small) // 2:(w - small) // 2 + small]
     inner = max(1, round(small * 0.75))
-    centre = square[(small - inner) // 2:(small - inner) // 2 + inner, (small - inner) // 2:(small - inner) // 2 + inner]
+    edge = (small - inner) // 2
+    centre = square[edge:edge + inner, edge:edge + inner]
     framed = [photo_to_cifar(square), photo_to_cifar(padded), photo_to_cifar(centre)]
     return np.stack([v for f in framed for v in (f, f[:, ::-1])])
 

@@ -217,7 +217,8 @@ def mnist_photo(digit: np.ndarray, rng: random.Random) -> Image.Image:
     pen = np.array([rng.uniform(0, 90) for _ in range(3)], np.float32)
     y = np.linspace(rng.uniform(0.7, 1.0), rng.uniform(0.9, 1.1), side, dtype=np.float32)[:, None, None]
     image = (paper + ink * (pen - paper)) * y
-    image = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.5)))
+    image = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.5)))
     return jpeg(image, rng.randint(50, 95))
 
 
@@ -243,7 +244,8 @@ def out_of_class(per_family: int, mnist_digits=None, seed: int = 0) -> list[Phot
     photos = []
     pictures = package_pictures()
     for name, picture in pictures:
-        photos += [Photo(v, "package photos", None) for v in views_of(picture, max(1, per_family // len(pictures)), rng)]
+        count = max(1, per_family // len(pictures))
+        photos += [Photo(v, "package photos", None) for v in views_of(picture, count, rng)]
     photos += [Photo(f, "faces", None) for f in faces(per_family, rng)]
     photos += [Photo(text_photo(rng, fonts), "text", None) for _ in range(per_family)]
     photos += [Photo(pattern_photo(rng), "patterns", None) for _ in range(per_family)]

@@ -5,9 +5,10 @@ other things (package pictures, faces, text, patterns, noise, MNIST digits on pa
 checkpoint, side by side in one run:
 - the accuracy on the re-photographed test images, as the Photo tab reads them (the centre square) and averaged
   over the open-set rule's views;
-- each out-of-distribution score's AUROC (Mahalanobis: class means and covariance from training images
-  re-photographed, `--fit-on photos`, or as they are, `--fit-on clean`; both are reported) (in class against out of class): top probability and energy (of the centre
-  square, and of the views' mean logits), Mahalanobis distance on pool5 (the centre square, the views' mean);
+- each out-of-distribution score's AUROC (in class against out of class): top probability and energy (of the centre
+  square, and of the views' mean logits), Mahalanobis distance on pool5 (the centre square, the views' mean), its
+  class means and covariance from training images re-photographed (`--fit-on photos`) or as they are
+  (`--fit-on clean`), both reported;
 - the chosen score's threshold, set on re-photographed *training* images (the half not used for the class means) so
   that --none-rate of them would be called "none of the ten", and at it the rates on the test photos: in-class photos
   called "none", out-of-class photos given a class (overall and per family).
@@ -145,7 +146,8 @@ def run(args) -> Path:
             figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
             rule = openset.OpenSet(means, precision, threshold, {
                 "checkpoint": Path(path).name, "checkpoint_sha256": sha256_of(path), "score": CHOSEN,
-                "views": openset.VIEWS, "fit_images": len(fit_index), "fit_on": args.fit_on, "none_rate_set": args.none_rate,
+                "views": openset.VIEWS, "fit_images": len(fit_index), "fit_on": args.fit_on,
+                "none_rate_set": args.none_rate,
                 "figures": figures, "command": "python bench/bench.py openset " + " ".join(sys.argv[2:])})
             written = str(rule.save(openset.stats_path(path)))
             print(f"-> {written}")
