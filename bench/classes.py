@@ -1,5 +1,5 @@
 """Your classes: 10 classes x 20 drawn examples trained from the shipped MNIST model, Start -> held-out accuracy,
-fp32 against bf16 autocast in one run: `python bench/bench.py classes [--per-class 20] [--tune head]`.
+fp32 against bf16 autocast in one run: `python bench/bench.py classes [--per-class 20] [--tune classifier]`.
 
 The examples are drawn the way a visitor draws them on the sketchpad: each symbol's strokes traced with a round
 black brush on a transparent 480x480 RGBA layer (what gr.Sketchpad sends), at a random size, place, slant and brush
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--classes", type=int, default=10, help="how many of the 10 symbols")
-    parser.add_argument("--tune", default="head", choices=("head", "conv5", "all"))
+    parser.add_argument("--tune", default="classifier", choices=("head", "classifier", "conv5", "all"))
     parser.add_argument("--epochs", type=int, default=None, help="None: the workspace's default")
     parser.add_argument("--out", type=Path, default=bench.RESULTS)
     parser.add_argument("--tiny", action="store_true", help="3 classes x 4 examples, 1 epoch (tests)")

@@ -101,7 +101,7 @@ def test_a_10000_pixel_square_image_is_refused_clearly(tmp_path, untrained_cifar
 
 
 def test_upload_size_cap_is_set():
-    assert app.MAX_FILE_SIZE == "20mb"
+    assert app.MAX_FILE_SIZE == "100mb"
 
 
 def test_missing_training_data_says_where_it_looked(tmp_path, monkeypatch):

@@ -11,9 +11,12 @@ from ..inference import load_classifier
 from ..explain_figures import top_channels_panel
 from ..inspection import feature_gallery
 from ..models import PRESETS
-from . import drawing, inside, model, photo, training, why
+from . import classes, drawing, inside, model, photo, training, why
 
-MAX_FILE_SIZE = "20mb"  # gradio refuses larger uploads before they reach a callback
+# gradio refuses larger uploads before they reach a callback. 100 MB: a zip of your classes (the workspace takes up
+# to 50 MB) and a checkpoint of your MNIST-based model (~94 MB in float16) to continue from must get through;
+# pictures are capped at 40 MP by the package.
+MAX_FILE_SIZE = "100mb"
 
 INTRO = """# AlexNet, live
 Draw a digit and watch an AlexNet trained on MNIST read it stroke by stroke; show it a photo; look at what
@@ -21,7 +24,7 @@ every convolutional layer responds to; train your own and watch it learn."""
 
 CSS = """
 #sketch {max-width: 640px}
-#sketch canvas {touch-action: none}  /* a finger on the canvas draws; it does not scroll or zoom the page */
+#sketch canvas, #classes-sketch canvas {touch-action: none}  /* a finger on the canvas draws; it does not scroll or zoom the page */
 #photo img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}  /* 32 px examples, large */
 .gallery-item .caption-label {font-size: 12px}
 /* the moment Clear is pressed, until the server's empty answer arrives: no old digit's answer (drawing.py) */
@@ -53,6 +56,7 @@ def build_demo() -> gr.Blocks:
             inside.tab(sketch, image, trained_mnist, trained_cifar)
             why.tab(sketch, image, trained_mnist, trained_cifar)
             training.tab(trained_last, trained_mnist, trained_cifar, sketch, image)
+            classes.tab(trained_mnist, trained_cifar)
             model.tab()
         demo.load(None, js=drawing.SELECT_BRUSH)
     demo.queue(default_concurrency_limit=4)
