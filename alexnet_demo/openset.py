@@ -18,6 +18,10 @@ from .checkpoints import sha256_of
 from .data import prepare_batch
 from .preprocessing import photo_to_cifar, to_float_array
 
+# Measured by `python bench/bench.py openset checkpoints/cifar10.safetensors --write-stats` (AMD EPYC, 2 cores) on
+# 1,000 re-photographed CIFAR-10 test images and 700 photos of other things (photos.py): AUROC 0.645 (top probability
+# 0.591, energy 0.620); at the shipped threshold (5% of re-photographed training images called "none") 3.8% of the
+# in-class photos are called "none" and 86.3% of the others still get a class. The file's metadata keeps every figure.
 VIEWS = 6  # the centre square, the whole photo padded square, the centre 75%; each also mirrored
 RIDGE = 1e-3  # added to the covariance's diagonal (times its mean variance) before it is inverted
 

@@ -163,6 +163,30 @@ def run(args) -> Path:
     return out
 
 
+def answer_cost(photos_, calls: int = 20) -> dict:
+    """Median ms of the Photo tab's probabilities alone and with the open-set verdict, for `calls` photos, with the
+    shipped checkpoint (run it under /work/brief/quiet.sh for a figure)."""
+    import statistics
+
+    from alexnet_demo import openset
+    from alexnet_demo.inference import load_classifier
+    classifier = load_classifier("cifar10")
+    chosen = [p.image for p in photos_[:calls]]
+    for image in chosen[:3]:  # warm-up: oneDNN's primitive caches, the rule's file
+        classifier.run(image, maps=False), openset.judge(classifier, image)
+
+    def median_ms(answer):
+        times = []
+        for image in chosen:
+            started = time.perf_counter()
+            answer(image)
+            times.append((time.perf_counter() - started) * 1e3)
+        return statistics.median(times)
+    return {"probabilities_ms": median_ms(lambda im: classifier.run(im, maps=False)),
+            "probabilities_and_verdict_ms": median_ms(lambda im: (classifier.run(im, maps=False),
+                                                                  openset.judge(classifier, im)))}
+
+
 def main(argv=None) -> int:
     parser = own_parser(__doc__, "tiny sizes: exercise the code paths only")
     parser.add_argument("checkpoints", nargs="*", default=[str(SHIPPED)], help="CIFAR-10 checkpoints, side by side")
@@ -175,7 +199,14 @@ def main(argv=None) -> int:
     parser.add_argument("--none-rate", type=float, default=0.05,
                         help="share of re-photographed training images called 'none' at the threshold")
     parser.add_argument("--write-stats", action="store_true", help="write the first checkpoint's open-set file")
+    parser.add_argument("--cost", action="store_true",
+                        help="only time the Photo tab's answer with and without the verdict (20 photos of other things)")
     args = parser.parse_args(argv)
+    if args.cost:
+        from alexnet_demo import photos
+        cost = answer_cost(photos.out_of_class(3, seed=0))
+        report("openset_cost", [cost], environment(torch.device("cpu")), args.out)
+        return 0
     if args.baseline:
         args.checkpoints = [*args.checkpoints, args.baseline]
     run(args)

@@ -92,3 +92,17 @@ def test_the_openset_benchmark_runs_and_writes_a_rule_the_app_loads(cifar_root, 
     assert all(0 <= v <= 1 for k, v in row.items() if k.startswith("auroc"))
     rule = openset.load(checkpoint)
     assert rule is not None and rule.means.shape == (10, 256) and rule.threshold == pytest.approx(row["threshold"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
+def test_an_api_caller_gets_the_open_set_verdict(live_app, tmp_path):
+    gradio_client = pytest.importorskip("gradio_client")
+    sign = tmp_path / "sign.png"
+    photos.text_photo(random.Random(7), photos._fonts()).save(sign)
+    client = gradio_client.Client(live_app[0], verbose=False)
+    label, note = client.predict(gradio_client.handle_file(str(sign)), api_name="/classify_image")
+    assert "doesn't look like any of the ten" in note and len(label["confidences"]) == 5
+    example = str(CHECKPOINT_DIR.parent / "alexnet_demo" / "examples" / "cifar10" / "ship.png")
+    _, note = client.predict(gradio_client.handle_file(example), api_name="/classify_image")
+    assert note.startswith("Looks like a **ship**")

@@ -51,3 +51,15 @@ def test_photo_and_outliers_are_cifar10_only_and_bounded():
         TrainConfig(dataset="mnist", photo=0.5)
     with pytest.raises(ValueError, match="outliers"):
         TrainConfig(dataset="cifar10", outliers=2.0)
+
+
+def test_the_engine_trains_with_photo_framing_and_outliers(cifar_root):
+    from alexnet_demo.training import DoneEvent, StepEvent, train
+    config = TrainConfig(dataset="cifar10", photo=0.5, outliers=0.25, epochs=1, batch_size=32, subset=200,
+                         max_batches=3, log_every=1, eval_limit=100, input_size=47, classifier_width=64,
+                         optimizer="sgd", lr=0.01, data_root=cifar_root)
+    events = list(train(config))
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    done = events[-1]
+    assert len(steps) == 3 and all(math.isfinite(s.train_loss) for s in steps)
+    assert isinstance(done, DoneEvent) and not done.cancelled and 0 <= done.test_accuracy <= 1
