@@ -46,6 +46,13 @@ def draw_seven(page):
 
 
 def shoot(page, name):
+    # scroll through once so that lazily loaded pictures (the mistakes gallery) are drawn in the full-page shot
+    height = page.evaluate("document.documentElement.scrollHeight")
+    for y in range(0, height, 600):
+        page.evaluate(f"window.scrollTo(0, {y})")
+        page.wait_for_timeout(150)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(OUT / name), full_page=True)
     print("wrote", OUT / name, flush=True)
 
