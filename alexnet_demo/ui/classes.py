@@ -249,7 +249,7 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
             tune = gr.Radio(list(TUNES), value="classifier", label="Layers to train (classifier: the fully "
                             "connected ones, seconds on a CPU; head: the new last layer only; conv5, all: more of "
                             "the net, for a GPU)")
-            epochs = gr.Slider(1, 30, value=4, step=1, label="Epochs")
+            epochs = gr.Slider(1, 30, value=3, step=1, label="Epochs")
             amp = gr.Checkbox(value=False, label="bf16 mixed precision")
         with gr.Row():
             start = gr.Button("Train my classes", variant="primary", elem_id="train-classes")
