@@ -76,11 +76,6 @@ def add_drawing(workspace, kind, name, drawing):
     return view(workspace, f"Added one example to **{name.strip()}**.")
 
 
-def add_sketch_example(workspace, kind, name, drawing):
-    """add_drawing, then an empty canvas for the next example."""
-    return (*add_drawing(workspace, kind, name, drawing), None)
-
-
 def add_files(workspace, kind, name, files):
     workspace = _workspace(workspace, kind)
     if not files:
@@ -275,9 +270,9 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
             answer = gr.Label(num_top_classes=5, label="Your model reads")
             seen = gr.Image(label="What it sees", interactive=False, height=220, format="png")
     shown = [workspace, note, counts, gallery, chosen]
-    # the canvas is emptied for the next example in the same answer as the new count (a separate event raced with
-    # the visitor's next stroke)
-    add_sketch.click(add_sketch_example, [workspace, kind, name, sketch], [*shown, sketch], api_name="classes_add")
+    # the canvas is left as it is: setting the editor's value to None from the server did not empty it in the
+    # browser (the next examples were all the first drawing again); the visitor clears it with its bin button
+    add_sketch.click(add_drawing, [workspace, kind, name, sketch], shown, api_name="classes_add")
     add_camera.click(add_drawing, [workspace, kind, name, camera], shown, api_name="classes_add_photo")
     add_many.click(add_files, [workspace, kind, name, files], shown, api_name="classes_add_files")
     add_archive.click(add_zip, [workspace, kind, archive], shown, api_name="classes_add_zip")
