@@ -216,7 +216,7 @@ class Workspace:
 
     def config(self, **overrides) -> TrainConfig:
         """The run that teaches these classes: from the starting file, its fully connected layers trained with a
-        new last layer ("classifier": the conv layers kept; Adam 1e-3, one-cycle, 4 epochs, measured in
+        new last layer ("classifier": the conv layers kept; Adam 1e-3, one-cycle, 3 epochs, measured in
         bench/classes.py: a new last layer alone read 3 classes x 12 drawings only 83% right) at a batch of up to
         32 (at least 5 steps an epoch) with the engine's shift augmentation, 20% of each class held out as the
         test."""
@@ -226,7 +226,7 @@ class Workspace:
         settings = dict(dataset=self.dataset, examples=str(self.folder), init=self.starting_file(),
                         tune="classifier",
                         input_size=int(meta["input_size"]), batch_norm=bool(meta.get("batch_norm")),
-                        classifier_width=int(meta.get("classifier_width") or 4096), epochs=4, optimizer="adam",
+                        classifier_width=int(meta.get("classifier_width") or 4096), epochs=3, optimizer="adam",
                         lr=1e-3, schedule="onecycle", augment=True, val_fraction=HELD_OUT, dropout=0.5,
                         batch_size=max(2, min(32, learn // 5)), log_every=1, save_state=False)
         return TrainConfig(**{**settings, **overrides})

@@ -7,7 +7,6 @@ width, every point jittered by a hand's wobble; then added through the workspace
 does. Real input made by a program, not a dataset."""
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import tempfile
@@ -83,13 +82,11 @@ def main(argv=None) -> int:
     from alexnet_demo.training import DoneEvent, EpochEvent, device_name, pick_device, train
     import bench
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench.own_parser(__doc__, "3 classes x 4 examples, 1 epoch (tests)")
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--classes", type=int, default=10, help="how many of the 10 symbols")
     parser.add_argument("--tune", default="classifier", choices=("head", "classifier", "conv5", "all"))
     parser.add_argument("--epochs", type=int, default=None, help="None: the workspace's default")
-    parser.add_argument("--out", type=Path, default=bench.RESULTS)
-    parser.add_argument("--tiny", action="store_true", help="3 classes x 4 examples, 1 epoch (tests)")
     args = parser.parse_args(argv)
     names, per_class = list(SYMBOLS)[:args.classes], args.per_class
     if args.tiny:

@@ -73,7 +73,7 @@ def test_teach_three_drawn_classes_then_every_tab_reads_with_them(url, tmp_path)
     for name in NAMES:
         for seed in range(12):
             note, counts, gallery, _ = client.predict("drawings", name, drawn(tmp_path, name, seed),
-                                                         api_name="/classes_add")
+                                                      api_name="/classes_add")
     assert counts == "**circle**: 12 · **square**: 12 · **triangle**: 12" and len(gallery) == 36
     client.predict("drawings", "extra", drawn(tmp_path, "circle", 99), api_name="/classes_add")
     client.predict("drawings", "extra", drawn(tmp_path, "circle", 98), api_name="/classes_add")

@@ -249,7 +249,7 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
             tune = gr.Radio(list(TUNES), value="classifier", label="Layers to train (classifier: the fully "
                             "connected ones, seconds on a CPU; head: the new last layer only; conv5, all: more of "
                             "the net, for a GPU)")
-            epochs = gr.Slider(1, 30, value=4, step=1, label="Epochs")
+            epochs = gr.Slider(1, 30, value=3, step=1, label="Epochs")
             amp = gr.Checkbox(value=False, label="bf16 mixed precision")
         with gr.Row():
             start = gr.Button("Train my classes", variant="primary", elem_id="train-classes")
@@ -270,8 +270,9 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
             answer = gr.Label(num_top_classes=5, label="Your model reads")
             seen = gr.Image(label="What it sees", interactive=False, height=220, format="png")
     shown = [workspace, note, counts, gallery, chosen]
-    add_sketch.click(add_drawing, [workspace, kind, name, sketch], shown, api_name="classes_add").then(
-        lambda: None, None, sketch, api_name=False, queue=False)  # an empty canvas for the next example
+    # the canvas is left as it is: setting the editor's value to None from the server did not empty it in the
+    # browser (the next examples were all the first drawing again); the visitor clears it with its bin button
+    add_sketch.click(add_drawing, [workspace, kind, name, sketch], shown, api_name="classes_add")
     add_camera.click(add_drawing, [workspace, kind, name, camera], shown, api_name="classes_add_photo")
     add_many.click(add_files, [workspace, kind, name, files], shown, api_name="classes_add_files")
     add_archive.click(add_zip, [workspace, kind, archive], shown, api_name="classes_add_zip")
