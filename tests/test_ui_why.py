@@ -81,3 +81,15 @@ def test_channel_numbers_are_parsed_leniently_but_never_guessed():
 def test_a_channel_number_that_is_not_one_gets_a_clear_message(untrained_mnist, channel, message):
     with pytest.raises(gr.Error, match=message):
         why.channel_answer("Drawing", sketch_value(), None, "conv3", channel, untrained_mnist, None, {})
+
+
+def test_the_class_list_follows_the_model_that_answers(untrained_mnist):
+    import torch
+    from alexnet_demo.inference import Classifier
+    from alexnet_demo.models import build_model
+    torch.manual_seed(0)
+    shapes = Classifier(build_model("mnist", 65, num_classes=3),
+                        {"preset": "mnist", "input_size": 65, "classes": ("circle", "square", "triangle")})
+    assert why._class_choices("Drawing", shapes, None)["choices"][1:] == ["circle", "square", "triangle"]
+    assert why._class_choices("Drawing", None, None)["choices"][1:] == [str(d) for d in range(10)]
+    assert why._class_choices("Photo", shapes, None)["choices"][1] == "airplane"  # the photo's model is the shipped one

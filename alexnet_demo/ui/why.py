@@ -141,8 +141,11 @@ def build_own_index(source, trained_mnist=None, trained_cifar=None):
     return {"model": trained.model, "index": index}, f"Indexed your model on {INDEX_SUBSET:,} test images."
 
 
-def _class_choices(source: str):
-    return gr.update(choices=[PREDICTED, *PRESETS[_preset(source)].classes], value=PREDICTED)
+def _class_choices(source: str, trained_mnist=None, trained_cifar=None):
+    """The classes of the model that answers for `source`: the visitor's own (their class names) or the shipped."""
+    trained = trained_mnist if _preset(source) == "mnist" else trained_cifar
+    classes = trained.classes if trained is not None else PRESETS[_preset(source)].classes
+    return gr.update(choices=[PREDICTED, *classes], value=PREDICTED)
 
 
 def _transform_choices(source: str):
@@ -150,7 +153,7 @@ def _transform_choices(source: str):
 
 
 def tab(sketch, photo, trained_mnist: gr.State, trained_cifar: gr.State) -> None:
-    with gr.Tab("Why?", id="why"):
+    with gr.Tab("Why?", id="why") as why_tab:
         own_index = gr.State(None)  # {"model", "index"} for this visitor's own model, this session only
         gr.Markdown("Why does it answer as it does? Each view works on your current drawing (Draw tab) or photo "
                     "(Photo tab), with the shipped model or the one you trained.")
@@ -202,7 +205,9 @@ def tab(sketch, photo, trained_mnist: gr.State, trained_cifar: gr.State) -> None
                          [channel_plot, channel_caption], api_name="channel_examples", concurrency_limit=2)
     build_button.click(build_own_index, [source, *states], [own_index, channel_caption], api_name=False,
                        concurrency_limit=1)
-    source.change(_class_choices, source, target, api_name=False, queue=False)
+    # the class list follows the model: the source chosen, and a model trained or chosen since (Train, Your classes)
+    source.change(_class_choices, [source, *states], target, api_name=False, queue=False)
+    why_tab.select(_class_choices, [source, *states], target, api_name=False, queue=False)
     source.change(_transform_choices, source, transform, api_name=False, queue=False)
     ablate_layer.change(lambda layer: gr.update(maximum=CHANNELS[layer]), ablate_layer, k, api_name=False,
                         queue=False)
