@@ -2,7 +2,7 @@
 with software rendering (SwiftShader), against `python app.py` started here. Not the server's part alone (that is
 `python bench/bench.py latency`): this adds the browser's canvas encoding, the upload, gradio's queue and rendering.
 
-    /work/brief/quiet.sh python bench/mouse_up.py --strokes 10
+    python bench/mouse_up.py --strokes 10   (on a quiet machine: nothing else running)
 """
 from __future__ import annotations
 

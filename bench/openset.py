@@ -165,7 +165,7 @@ def run(args) -> Path:
 
 def answer_cost(photos_, calls: int = 20) -> dict:
     """Median ms of the Photo tab's probabilities alone and with the open-set verdict, for `calls` photos, with the
-    shipped checkpoint (run it under /work/brief/quiet.sh for a figure)."""
+    shipped checkpoint (run it on a quiet machine for a figure)."""
     import statistics
 
     from alexnet_demo import openset
