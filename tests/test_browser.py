@@ -1,5 +1,4 @@
 """A real browser: headless Chromium (Debian's) driven by Playwright draws, uploads and trains; saves screenshots."""
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 from alexnet_demo.ui import photo  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent / "screenshots"  # git ignores this folder
-ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+from conftest import ARGS, CHROMIUM, SHOTS  # noqa: E402  (the browser every test drives)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """A real browser teaches the app three drawn classes: names circle, triangle and square in the "Your classes" tab,
 draws examples of each on its sketchpad, trains, then draws a new one of each in the Draw tab (read as its class)
 and has the Why? tab explain the last; screenshots under tests/screenshots/."""
-import shutil
 from math import cos, pi, sin
 from pathlib import Path
 
@@ -16,10 +15,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 # zoomed and off-centre after a clear. The same steps through gradio_client pass (tests/test_ui_classes.py).
 KNOWN_FAILURE = "Your classes in a real browser: 'Add drawing' stays pending after a few drawings (issue 21, open)"
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.skip(reason=KNOWN_FAILURE)]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent / "screenshots"  # git ignores this folder
-ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+from conftest import ARGS, CHROMIUM, SHOTS  # noqa: E402  (the browser every test drives)
 NAMES = ("circle", "triangle", "square")
 PER_CLASS = 6
 

@@ -1,6 +1,5 @@
 """A real browser: the Photo tab says "none of the ten" for a photo of something else (issue 20); saves a
 screenshot."""
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,7 @@ from alexnet_demo import openset  # noqa: E402
 from alexnet_demo.checkpoints import CHECKPOINT_DIR  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent / "screenshots"  # git ignores this folder
-ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+from conftest import ARGS, CHROMIUM, SHOTS  # noqa: E402  (the browser every test drives)
 
 
 def test_a_photo_of_something_else_is_called_none_of_the_ten(live_app, tmp_path):
