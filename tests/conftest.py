@@ -89,13 +89,3 @@ def untrained_cifar():
     from alexnet_demo.models import CIFAR10_CLASSES, build_model
     torch.manual_seed(0)
     return Classifier(build_model("cifar10"), {"preset": "cifar10", "input_size": 50, "classes": CIFAR10_CLASSES})
-
-
-# The browser tests' Chromium: Debian's, headless, software-rendered, no background traffic (this machine's network is
-# closed); screenshots go under tests/screenshots/ (git-ignored).
-import shutil  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]

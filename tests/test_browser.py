@@ -10,7 +10,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 from alexnet_demo.ui import photo  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-from conftest import ARGS, CHROMIUM, SHOTS  # noqa: E402  (the browser every test drives)
+from browser import ARGS, CHROMIUM, SHOTS  # noqa: E402  (the browser every test drives)
 
 
 @pytest.fixture(scope="module")

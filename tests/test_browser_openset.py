@@ -11,7 +11,7 @@ from alexnet_demo import openset  # noqa: E402
 from alexnet_demo.checkpoints import CHECKPOINT_DIR  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-from conftest import ARGS, CHROMIUM, SHOTS  # noqa: E402  (the browser every test drives)
+from browser import ARGS, CHROMIUM, SHOTS  # noqa: E402  (the browser every test drives)
 
 
 def test_a_photo_of_something_else_is_called_none_of_the_ten(live_app, tmp_path):

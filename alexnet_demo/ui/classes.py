@@ -17,13 +17,14 @@ from ..inspection import enlarge
 from ..training import TrainingError
 from . import training
 from .common import is_blank, served, user_errors
-from .drawing import SELECT_BRUSH
+from .drawing import select_brush
 from .runs import OUTPUTS, RunView
 
 SESSION_S = 2 * 3600  # a visitor's examples and model are dropped this long after their last change
 THUMBNAILS = 40  # per class shown in the gallery (the counts say how many there are)
 
-SELECT_CLASSES_BRUSH = SELECT_BRUSH.replace("#sketch", "#classes-sketch")
+# its Clear hides nothing else: the examples and their counts stay
+SELECT_CLASSES_BRUSH = select_brush("#classes-sketch")
 
 INTRO = f"""### Teach it your own classes
 Name 2 to {MAX_CLASSES} classes and give each a few examples: **draw** them (shapes, letters, arrows, ticks,

@@ -8,14 +8,15 @@ from ..confidence import doubt
 from ..inference import MAX_BATCH
 from .common import current_result, grids, is_blank, panel, picture, run_model, top_channels_image
 
-# The Sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush so that a visitor
-# can always just draw.
-SELECT_BRUSH = """() => {
+def select_brush(selector: str, on_clear: str = "") -> str:
+    """Page JS for the Sketchpad `selector`: it opens, and comes back from "Clear canvas", with no tool chosen; pick
+    the brush so that a visitor can always just draw. `on_clear` is more JS run at once when its bin is clicked."""
+    return """() => {
   // Until the editor has mounted and shows the brush as chosen: a busy page mounts it seconds after load, and a
   // single early click left visitors with "select the draw tool to start".
   const idle = (sketch) => sketch.innerText.includes('select the draw tool');
   const brush = (tries) => {
-    const sketch = document.querySelector('#sketch');
+    const sketch = document.querySelector('SKETCH');
     const button = sketch?.querySelector('button[aria-label="Brush"]');
     if (button && idle(sketch)) button.click();
     if (tries > 0 && (!button || idle(sketch))) setTimeout(() => brush(tries - 1), 300);
@@ -23,23 +24,31 @@ SELECT_BRUSH = """() => {
   // gradio 6.31's Clear resets the canvas to 100% zoom, while it opened "fit to screen" (113% on a desktop page):
   // choose "Fit to screen" in its zoom menu again, so that the paper does not jump
   const fit = () => {
-    const zoom = document.querySelector('#sketch .zoom-number span[role="button"]');
+    const zoom = document.querySelector('SKETCH .zoom-number span[role="button"]');
     if (!zoom) return;
     zoom.click();
     setTimeout(() => {
-      const item = [...document.querySelectorAll('#sketch *')].find(
+      const item = [...document.querySelectorAll('SKETCH *')].find(
         (e) => e.children.length === 0 && e.textContent.trim() === 'Fit to screen');
       if (item) item.click(); else zoom.click();  // no such item: close the menu again
     }, 50);
   };
   setTimeout(() => brush(60), 300);
+  // once per page: this runs again each time its tab is opened, and a second listener re-opened the zoom menu
+  window.sketchListeners = window.sketchListeners || {};
+  if (window.sketchListeners['SKETCH']) return;
+  window.sketchListeners['SKETCH'] = true;
   document.addEventListener('click', (e) => {
-    if (e.target.closest('#sketch button[aria-label="Clear canvas"]')) {
-      document.body.classList.add('digit-cleared');  // the old digit's answer goes at once (CSS in app.py)
+    if (e.target.closest('SKETCH button[aria-label="Clear canvas"]')) {
+      ON_CLEAR
       setTimeout(() => { fit(); brush(10); }, 300);
     }
   }, true);
-}"""
+}""".replace("SKETCH", selector).replace("ON_CLEAR", on_clear)
+
+
+# the Draw tab's: on Clear, the old digit's answer goes at once (CSS in app.py; SHOW_ANSWER brings the outputs back)
+SELECT_BRUSH = select_brush("#sketch", on_clear="document.body.classList.add('digit-cleared');")
 # The server's part of a Clear: every output of the old digit emptied; then the page shows the outputs again
 SHOW_ANSWER = "() => { document.body.classList.remove('digit-cleared'); }"
 

@@ -1,0 +1,66 @@
+"""What every browser check shares (the browser tests, docs/screenshots.py, bench/mouse_up.py): Debian's Chromium,
+headless and software-rendered, and a visitor's hand on a sketchpad, placed on its paper."""
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+# Debian's chromium, never `playwright install`; no background traffic (this machine's network is closed); the
+# editor draws with WebGL, which headless Chromium only has through SwiftShader.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+        "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parent / "screenshots"  # the tests' screenshots (git-ignored)
+DESKTOP = {"width": 1400, "height": 1000}
+PAPER = 480  # the sketchpads' canvas_size, in canvas pixels (ui/drawing.py, ui/classes.py)
+
+
+@contextmanager
+def chromium():
+    """A launched browser; closed at the end."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def wait_until(page, predicate: str, arg=None, timeout: float = 60_000) -> None:
+    """Wait until the JS function `predicate` returns true, checked every 100 ms: Playwright's default checks on
+    animation frames, and in headless SwiftShader these stopped coming while the editor was busy, so a condition
+    already true on the page was never seen (the 'stuck' Add drawing of issue 21)."""
+    page.wait_for_function(predicate, arg=arg, timeout=timeout, polling=100)
+
+
+def paper(page, selector: str) -> dict:
+    """The sketchpad's paper on the page: a PAPER-pixel square shown at the editor's zoom, centred in its visible
+    canvas (the canvas element is wider and taller than the paper, so its own box is the wrong frame)."""
+    canvas = [c for c in page.locator(f"{selector} canvas").all() if c.is_visible()][0]
+    box = canvas.bounding_box()
+    zoom = float(page.locator(f"{selector} .zoom-number").inner_text().strip().rstrip("%")) / 100
+    side = PAPER * zoom
+    return {"x": box["x"] + (box["width"] - side) / 2, "y": box["y"] + (box["height"] - side) / 2,
+            "width": side, "height": side}
+
+
+def stroke(page, selector: str, points, steps: int = 12) -> None:
+    """One mouse stroke through `points`, given as fractions of the paper (0..1 from its top-left corner)."""
+    box = paper(page, selector)
+    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for x, y in at[1:]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
+
+
+def brush_ready(page, selector: str = "#sketch", timeout: float = 60_000) -> None:
+    """The sketchpad shows the brush as chosen (the page picks it, drawing.SELECT_BRUSH; if not yet, pick it)."""
+    idle = f"document.querySelector('{selector}')?.innerText.includes('select the draw tool')"
+    if page.evaluate(idle):
+        page.locator(f'{selector} button[aria-label="Brush"]').click()
+    wait_until(page, f"() => document.querySelector('{selector} button[aria-label=\"Brush\"]') && !{idle}",
+               timeout=timeout)
