@@ -47,7 +47,8 @@ def test_classify_a_digit_image(client, server, data_root):
     value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
     label, note = client.predict(value, api_name="/classify_digit")
     assert label["label"] == "7" and "7" in note
-    seen, top, maps = client.predict(value, True, api_name="/digit_panel")  # the grids asked for, as when open
+    # the pictures of the answer just given (kept in the session), the grids asked for, as when open
+    seen, top, maps = client.predict(True, api_name="/digit_panel")
     assert len(maps) == 5 and seen and top
 
 

@@ -14,29 +14,31 @@ def test_blank_canvas_asks_for_a_digit(untrained_mnist):
     label, note, kept = drawing.classify_digit(sketch_value(draw=False), untrained_mnist)
     assert label == "Draw a digit" and kept is None and "Nothing drawn" in note
     assert drawing.classify_digit(None, untrained_mnist)[0] == "Draw a digit"
-    assert drawing.digit_panel(sketch_value(draw=False), None, untrained_mnist, True) == (None, None, [])
+    assert drawing.digit_panel(None, True) == (None, None, [])
 
 
 def test_drawing_gives_probabilities_then_what_the_network_sees_and_five_maps(untrained_mnist):
     label, note, kept = drawing.classify_digit(sketch_value(), untrained_mnist)
     assert set(label) == set(MNIST_CLASSES) and kept.probabilities == label
-    seen, top, maps = drawing.digit_panel(sketch_value(), kept, untrained_mnist, True)
+    seen, top, maps = drawing.digit_panel(kept, True)
     assert np.asarray(seen).shape[:2] == (224, 224) and top.mode == "P" and top.size[0] > 400
     assert [caption.split(":")[0] for _, caption in maps] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
     assert "scale 0–" in maps[0][1] and np.asarray(maps[0][0]).dtype == np.uint8
     assert drawing.digit_grids(sketch_value(), kept, untrained_mnist)[4][1] == maps[4][1]
 
 
-def test_closed_grids_cost_nothing_and_a_kept_result_is_reused_only_for_its_own_drawing(untrained_mnist):
+def test_closed_grids_cost_nothing_and_the_pictures_are_of_the_answer_kept(untrained_mnist):
     import gradio as gr
     _, _, kept = drawing.classify_digit(sketch_value(), untrained_mnist)
-    seen, top, maps = drawing.digit_panel(sketch_value(), kept, untrained_mnist, False)
+    seen, top, maps = drawing.digit_panel(kept, False)
     # closed: no grids drawn, and a plain empty value, not gr.skip() (an update gradio rebuilds the component for)
     assert maps == [] and maps != gr.skip() and top is not None
+    # the pictures are those of the kept answer (the one shown), not of another drawing
+    assert np.array_equal(np.asarray(seen), np.asarray(drawing.panel(kept, False)[0]))
     other = sketch_value()
-    other["composite"][100:200, 100:380] = (0, 0, 0, 255)  # a different drawing: the kept maps don't fit it
-    seen_other = drawing.digit_panel(other, kept, untrained_mnist, False)[0]
-    assert not np.array_equal(np.asarray(seen_other), np.asarray(seen))
+    other["composite"][100:200, 100:380] = (0, 0, 0, 255)
+    _, _, kept_other = drawing.classify_digit(other, untrained_mnist)
+    assert not np.array_equal(np.asarray(drawing.digit_panel(kept_other)[0]), np.asarray(seen))
 
 
 def test_identical_requests_get_identical_pictures_in_distinct_files(untrained_mnist):
@@ -44,7 +46,8 @@ def test_identical_requests_get_identical_pictures_in_distinct_files(untrained_m
     text chunk keeps two visitors' identical answers in two files, with the same pixels."""
     from gradio.processing_utils import encode_pil_to_bytes
 
-    first, second = (drawing.digit_panel(sketch_value(), None, untrained_mnist, True) for _ in range(2))
+    first, second = (drawing.digit_panel(drawing.classify_digit(sketch_value(), untrained_mnist)[2], True)
+                     for _ in range(2))
     for a, b in [(first[0], second[0]), (first[1], second[1]), (first[2][4][0], second[2][4][0])]:
         assert np.array_equal(np.asarray(a), np.asarray(b))
         assert encode_pil_to_bytes(a, "png") != encode_pil_to_bytes(b, "png")

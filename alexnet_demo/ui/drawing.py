@@ -72,10 +72,11 @@ def cleared():
     return "Draw a digit", "Draw a digit 0–9 on the canvas.", None, None, None, []
 
 
-def digit_panel(drawing, kept=None, trained=None, all_channels=False):
-    """(what the network sees, each layer's most active channels, every channel's grids if open) for the drawing;
-    reuses the Result the probabilities event kept when it is of this drawing."""
-    return panel(current_result("mnist", drawing, kept, trained), all_channels)
+def digit_panel(kept=None, all_channels=False):
+    """(what the network sees, each layer's most active channels, every channel's grids if open) of the answer the
+    probabilities event just gave (`kept`): the pictures of the very answer shown, without sending the drawing
+    again (an upload and a decode of three 480x480 PNGs a stroke: bench/load.py). A newer stroke has its own."""
+    return panel(kept, all_channels)
 
 
 def digit_grids(drawing, kept=None, trained=None):
@@ -110,7 +111,7 @@ def tab(trained: gr.State) -> gr.Sketchpad:
                            show_progress="hidden", concurrency_limit=MAX_BATCH, trigger_mode="always_last")
     # One worker for all visitors' pictures (this tab's and the other's), so that the probabilities, which come
     # first, never wait behind them (bench/load.py: 20 visitors drawing on 2 cores while a run trains).
-    answer.then(digit_panel, [sketch, kept, trained, grids_open], [seen, top_maps, maps], api_name="digit_panel",
+    answer.then(digit_panel, [kept, grids_open], [seen, top_maps, maps], api_name="digit_panel",
                 show_progress="hidden", concurrency_limit=1,
                 concurrency_id="pictures")
     # Clear: the page hides the old answer at once (SELECT_BRUSH), the server empties it, then it is shown again
