@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
-READY = ("() => { const s = document.querySelector('#sketch'); return s?.querySelector('button[aria-label=\"Brush\"]')"
-         " && !s.innerText.includes('select the draw tool'); }")
+sys.path.insert(0, str(ROOT / "tests"))
+from browser import DESKTOP, brush_ready, chromium, paper  # noqa: E402  (the browser the tests drive)
+
 LABEL = "() => document.querySelector('#digit-label').textContent"
 
 
@@ -33,16 +32,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strokes", type=int, default=10)
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_PORT": str(port)}
     server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        with chromium() as browser:
+            page = browser.new_page(viewport=DESKTOP)
             for _ in range(120):  # the server starts in a few seconds
                 try:
                     page.goto(f"http://127.0.0.1:{port}", wait_until="domcontentloaded")
@@ -50,10 +46,9 @@ def main() -> int:
                 except Exception:
                     time.sleep(0.5)
             page.wait_for_selector("#sketch canvas", timeout=60_000)
-            page.wait_for_function(READY, timeout=60_000)
+            brush_ready(page)
             page.wait_for_timeout(3000)  # the models' warm-up
-            canvas = [c for c in page.locator("#sketch canvas").all() if c.is_visible()][0]
-            box = canvas.bounding_box()
+            box = paper(page, "#sketch")
             waits = []
             for i in range(args.strokes):
                 before = page.evaluate(LABEL)
@@ -66,7 +61,6 @@ def main() -> int:
                 page.wait_for_function(f"(b) => ({LABEL})() !== b", arg=before, timeout=60_000, polling=10)
                 waits.append(time.perf_counter() - start)
                 page.wait_for_timeout(1500)  # the pictures that follow, and a visitor's pause
-            browser.close()
     finally:
         server.terminate()
         server.wait()

@@ -1,7 +1,8 @@
 """The README's screenshots, from the app as a visitor first meets it: `python docs/screenshots.py [--data-root DIR]`.
 
 Draws a 7, uploads the ship example, opens every tab, trains one run with the Train tab's defaults untouched (the
-form's CPU or GPU recipe, tested on all 10,000 test images) and writes docs/screenshots/*.png. Headless Chromium
+form's CPU or GPU recipe, tested on all 10,000 test images), teaches a second visitor's page three drawn classes in
+the Your classes tab and writes docs/screenshots/*.png. Headless Chromium
 (Debian's, as the browser tests use it). The browser tests write their own screenshots under tests/screenshots/ and
 never here: their tiny runs are not what a visitor sees.
 """
@@ -15,33 +16,50 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+sys.path.insert(0, str(ROOT / "tests"))
+from browser import DESKTOP, brush_ready, chromium, shape, stroke, wait_until  # noqa: E402  (as the tests drive it)
 
-
-def stroke(page, points):
-    """A mouse stroke through `points` (fractions of the visible canvas)."""
-    canvas = [c for c in page.locator("#sketch canvas").all() if c.is_visible()][0]
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)
-    page.mouse.up()
-
-
-def brush_ready(page):
-    page.wait_for_function("() => { const s = document.querySelector('#sketch');"
-                           " return s?.querySelector('button[aria-label=\"Brush\"]')"
-                           " && !s.innerText.includes('select the draw tool'); }", timeout=60_000)
-    page.wait_for_timeout(500)
+CLASSES = ("circle", "triangle", "square")  # the Your classes tab's shot: 4 drawn examples of each, trained
 
 
 def draw_seven(page):
     brush_ready(page)
-    stroke(page, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])
-    page.wait_for_function("() => document.querySelector('#digit-label')?.textContent.includes('7')"
-                           " && document.querySelector('#digit-top-channels img')", timeout=60_000)
+    page.wait_for_timeout(500)
+    stroke(page, "#sketch", [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])
+    wait_until(page, "() => document.querySelector('#digit-label')?.textContent.includes('7')"
+                     " && document.querySelector('#digit-top-channels img')")
+    page.wait_for_timeout(1500)
+
+
+def upload_ship(page):
+    page.get_by_role("tab", name="Classify a photo").click()
+    page.locator("#photo input[type=file]").set_input_files(str(ROOT / "alexnet_demo" / "examples" / "cifar10"
+                                                                / "ship.png"))
+    page.wait_for_selector("#photo-top-channels img", timeout=60_000)
+    page.wait_for_timeout(1500)
+
+
+def teach_classes(page, per_class: int = 4):
+    """Names CLASSES in the Your classes tab, draws `per_class` examples of each, trains with the tab's defaults."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    page.get_by_role("tab", name="Your classes").click()
+    page.wait_for_selector("#classes-sketch canvas", state="visible", timeout=60_000)
+    undo = "document.querySelector('#classes-sketch button[aria-label=Undo]')"
+    for name in CLASSES:
+        page.locator("#class-name textarea, #class-name input").first.fill(name)
+        for i in range(per_class):
+            brush_ready(page, "#classes-sketch")
+            for points in shape(name, rng):
+                stroke(page, "#classes-sketch", points, steps=2)
+            wait_until(page, f"() => {undo} && !{undo}.disabled")
+            page.locator("#add-drawing").click()
+            wait_until(page, f"() => document.querySelector('#classes-counts')?.innerText.includes('{name}: {i + 1}')")
+            page.locator('#classes-sketch button[aria-label="Clear canvas"]').click()
+            wait_until(page, f"() => {undo} && {undo}.disabled")
+    page.locator("#train-classes").click()
+    wait_until(page, "() => document.querySelector('#classes-result')?.innerText.includes('Held-out accuracy')",
+               timeout=300_000)
     page.wait_for_timeout(1500)
 
 
@@ -65,25 +83,19 @@ def main() -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ["ALEXNET_DEMO_DATA"] = args.data_root
     sys.path.insert(0, str(ROOT))
-    from playwright.sync_api import sync_playwright
-
-    from alexnet_demo.ui import app, photo
+    from alexnet_demo.ui import app
 
     OUT.mkdir(parents=True, exist_ok=True)
     demo = app.build_demo()
     _, url, _ = app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        with chromium() as browser:
+            page = browser.new_page(viewport=DESKTOP)
             page.goto(url, wait_until="domcontentloaded")
             page.wait_for_selector("#sketch canvas", timeout=60_000)
             draw_seven(page)
             shoot(page, "1-draw.png")
-            page.get_by_role("tab", name="Classify a photo").click()
-            page.locator("#photo input[type=file]").set_input_files(str(photo.EXAMPLES_DIR / "cifar10" / "ship.png"))
-            page.wait_for_selector("#photo-top-channels img", timeout=60_000)
-            page.wait_for_timeout(1500)
+            upload_ship(page)
             shoot(page, "2-photo.png")
             page.get_by_role("tab", name="Feature maps").click()
             page.wait_for_selector("text=Input read as", timeout=60_000)
@@ -108,6 +120,13 @@ def main() -> int:
             page.get_by_role("tab", name="Model").click()
             page.wait_for_selector("text=46,764,746")
             shoot(page, "5-model.png")
+            # a second visitor teaches it three classes of their own (a page of its own: the first one's model
+            # above stays the Train tab's)
+            visitor = browser.new_page(viewport=DESKTOP)
+            visitor.goto(url, wait_until="domcontentloaded")
+            visitor.wait_for_selector("#sketch canvas", timeout=60_000)
+            teach_classes(visitor)
+            shoot(visitor, "8-classes.png")
             context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
                                           device_scale_factor=2)
             phone = context.new_page()
@@ -115,12 +134,8 @@ def main() -> int:
             phone.wait_for_selector("#sketch canvas", timeout=60_000)
             draw_seven(phone)
             shoot(phone, "7-phone-draw.png")
-            phone.get_by_role("tab", name="Classify a photo").click()
-            phone.locator("#photo input[type=file]").set_input_files(str(photo.EXAMPLES_DIR / "cifar10" / "ship.png"))
-            phone.wait_for_selector("#photo-top-channels img", timeout=60_000)
-            phone.wait_for_timeout(1500)
+            upload_ship(phone)
             shoot(phone, "7-phone-photo.png")
-            browser.close()
     finally:
         demo.close()
     return 0

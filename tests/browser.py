@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import shutil
 from contextlib import contextmanager
+from math import cos, pi, sin
 from pathlib import Path
+
+import numpy as np
 
 # Debian's chromium, never `playwright install`; no background traffic (this machine's network is closed); the
 # editor draws with WebGL, which headless Chromium only has through SwiftShader.
@@ -64,3 +67,15 @@ def brush_ready(page, selector: str = "#sketch", timeout: float = 60_000) -> Non
         page.locator(f'{selector} button[aria-label="Brush"]').click()
     wait_until(page, f"() => document.querySelector('{selector} button[aria-label=\"Brush\"]') && !{idle}",
                timeout=timeout)
+
+
+def shape(name: str, rng) -> list[list[tuple[float, float]]]:
+    """Strokes of a circle, triangle or square (`name`) in paper fractions, at a random size and place, each point wobbling as a hand does."""
+    r, (cx, cy) = rng.uniform(0.2, 0.3), rng.uniform(0.38, 0.62, 2)
+    if name == "circle":
+        points = [(cos(t), sin(t)) for t in np.linspace(0, 2 * pi, 16)]
+    elif name == "triangle":
+        points = [(cos(-pi / 2 + 2 * pi * i / 3), sin(-pi / 2 + 2 * pi * i / 3)) for i in range(4)]
+    else:
+        points = [(-0.8, -0.8), (0.8, -0.8), (0.8, 0.8), (-0.8, 0.8), (-0.8, -0.8)]
+    return [[(cx + r * x + rng.normal(0, 0.008), cy + r * y + rng.normal(0, 0.008)) for x, y in points]]

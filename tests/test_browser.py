@@ -1,4 +1,5 @@
 """A real browser: headless Chromium (Debian's) driven by Playwright draws, uploads and trains; saves screenshots."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 from alexnet_demo.ui import photo  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-from browser import ARGS, CHROMIUM, SHOTS  # noqa: E402  (the browser every test drives)
+from browser import CHROMIUM, DESKTOP, SHOTS, brush_ready, chromium, paper, stroke  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -18,29 +19,18 @@ def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     SHOTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def page(browser, live_app):
     """A desktop visitor's page, shared by the tests in order (the Why? tab explains the 7 drawn first)."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport=DESKTOP)
     page.goto(live_app[0], wait_until="domcontentloaded")
     page.wait_for_selector("#sketch canvas", timeout=60_000)
     yield page
     page.close()
-
-
-def stroke(page, canvas, points):
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)
-    page.mouse.up()
 
 
 def seen_src(page) -> str:
@@ -59,9 +49,7 @@ def label_text(page, index=0):
 
 def brush_is_chosen(page):
     """The page chooses the brush itself once the editor has mounted (drawing.SELECT_BRUSH), however late."""
-    page.wait_for_function("() => { const s = document.querySelector('#sketch');"
-                           " return s?.querySelector('button[aria-label=\"Brush\"]')"
-                           " && !s.innerText.includes('select the draw tool'); }", timeout=30_000)
+    brush_ready(page, "#sketch", timeout=30_000)
     page.wait_for_timeout(300)
 
 
@@ -80,9 +68,8 @@ OLD_ANSWER_SHOWN = """(top) => {
 
 def test_drawing_a_one_is_read_as_one(page):
     brush_is_chosen(page)
-    canvas = [c for c in page.locator("#sketch canvas").all() if c.is_visible()][0]
     before = seen_src(page)
-    stroke(page, canvas, [(0.5, 0.2), (0.5, 0.8)])
+    stroke(page, "#sketch", [(0.5, 0.2), (0.5, 0.8)])  # fractions of the paper
     try:
         page.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '1'",
                                timeout=60_000)
@@ -101,7 +88,7 @@ def test_drawing_a_one_is_read_as_one(page):
     page.wait_for_timeout(500)
     assert page.evaluate(ZOOM) == zoom  # the paper keeps its size (gradio's clear set 100%; the page fits it again)
     before = seen_src(page)
-    stroke(page, canvas, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])  # a 7
+    stroke(page, "#sketch", [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])  # a 7
     try:
         page.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '7'",
                                timeout=60_000)
@@ -168,8 +155,10 @@ def test_training_plot_grows(page, data_root):
     page.get_by_role("tab", name="Train").click()
     page.get_by_label("Training images (subset)").fill("640")
     page.get_by_role("button", name="Start training").click()
-    page.wait_for_selector("text=/Step \\d+/", timeout=120_000)
-    first = page.locator("text=/Step \\d+/").inner_text()
+    # the progress line ("Step 3 · epoch …"), not the time-lapse's caption ("Step 4 of 5 (epoch …)")
+    progress = page.locator("p", has_text=re.compile(r"^Step \d+ · ")).first
+    progress.wait_for(timeout=120_000)
+    first = progress.inner_text()
     page.wait_for_function("(t) => { const e = [...document.querySelectorAll('p')].find(p => "
                            "p.innerText.startsWith('Step')); return e && e.innerText !== t; }", arg=first,
                            timeout=120_000)
@@ -253,13 +242,12 @@ def test_a_phone_draws_with_a_finger_and_gets_its_digit_read(browser, live_app):
         phone.goto(live_app[0], wait_until="domcontentloaded")
         phone.wait_for_selector("#sketch canvas", timeout=60_000)
         brush_is_chosen(phone)
-        canvas = [c for c in phone.locator("#sketch canvas").all() if c.is_visible()][0]
-        canvas.scroll_into_view_if_needed()
-        box = canvas.bounding_box()
+        phone.locator("#sketch canvas").last.scroll_into_view_if_needed()
+        box = paper(phone, "#sketch")
         before = phone.evaluate("window.scrollY")
         cdp = context.new_cdp_session(phone)
         x = box["x"] + box["width"] * 0.5
-        touch_stroke(cdp, [(x, box["y"] + box["height"] * (0.35 + 0.02 * i)) for i in range(15)])  # on the paper
+        touch_stroke(cdp, [(x, box["y"] + box["height"] * (0.25 + 0.035 * i)) for i in range(15)])  # on the paper
         assert phone.evaluate("window.scrollY") == before  # the finger drew; the page did not move
         try:
             phone.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '1'",

@@ -1,7 +1,6 @@
 """A real browser teaches the app three drawn classes: names circle, triangle and square in the "Your classes" tab,
 draws examples of each on its sketchpad, trains, then draws a new one of each in the Draw tab (read as its class)
 and has the Why? tab explain the last; screenshots under tests/screenshots/."""
-from math import cos, pi, sin
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +10,9 @@ pytest.importorskip("gradio")
 playwright = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-from browser import CHROMIUM, DESKTOP, SHOTS, brush_ready, chromium, stroke, wait_until  # noqa: E402
+from browser import CHROMIUM, DESKTOP, SHOTS, brush_ready, chromium, shape, stroke, wait_until  # noqa: E402
 NAMES = ("circle", "triangle", "square")
 PER_CLASS = 6
-
-
-def shape(name: str, rng) -> list[list[tuple[float, float]]]:
-    """Strokes of `name` in paper fractions, at a random size and place, each point wobbling as a hand does."""
-    r, (cx, cy) = rng.uniform(0.2, 0.3), rng.uniform(0.38, 0.62, 2)
-    if name == "circle":
-        points = [(cos(t), sin(t)) for t in np.linspace(0, 2 * pi, 16)]
-    elif name == "triangle":
-        points = [(cos(-pi / 2 + 2 * pi * i / 3), sin(-pi / 2 + 2 * pi * i / 3)) for i in range(4)]
-    else:
-        points = [(-0.8, -0.8), (0.8, -0.8), (0.8, 0.8), (-0.8, 0.8), (-0.8, -0.8)]
-    return [[(cx + r * x + rng.normal(0, 0.008), cy + r * y + rng.normal(0, 0.008)) for x, y in points]]
 
 
 def undo_enabled(page, selector: str, enabled: bool, timeout: float = 60_000) -> bool:
