@@ -39,6 +39,16 @@ def upload_ship(page):
     page.wait_for_timeout(1500)
 
 
+def draw_and_upload(page, url: str, draw_shot: str, photo_shot: str):
+    """A visitor's first minute: opens the app, draws a 7, uploads the ship; a screenshot after each."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("#sketch canvas", timeout=60_000)
+    draw_seven(page)
+    shoot(page, draw_shot)
+    upload_ship(page)
+    shoot(page, photo_shot)
+
+
 def teach_classes(page, per_class: int = 4):
     """Names CLASSES in the Your classes tab, draws `per_class` examples of each, trains with the tab's defaults."""
     import numpy as np
@@ -91,12 +101,7 @@ def main() -> int:
     try:
         with chromium() as browser:
             page = browser.new_page(viewport=DESKTOP)
-            page.goto(url, wait_until="domcontentloaded")
-            page.wait_for_selector("#sketch canvas", timeout=60_000)
-            draw_seven(page)
-            shoot(page, "1-draw.png")
-            upload_ship(page)
-            shoot(page, "2-photo.png")
+            draw_and_upload(page, url, "1-draw.png", "2-photo.png")
             page.get_by_role("tab", name="Feature maps").click()
             page.wait_for_selector("text=Input read as", timeout=60_000)
             page.wait_for_timeout(1500)
@@ -129,13 +134,7 @@ def main() -> int:
             shoot(visitor, "8-classes.png")
             context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
                                           device_scale_factor=2)
-            phone = context.new_page()
-            phone.goto(url, wait_until="domcontentloaded")
-            phone.wait_for_selector("#sketch canvas", timeout=60_000)
-            draw_seven(phone)
-            shoot(phone, "7-phone-draw.png")
-            upload_ship(phone)
-            shoot(phone, "7-phone-photo.png")
+            draw_and_upload(context.new_page(), url, "7-phone-draw.png", "7-phone-photo.png")
     finally:
         demo.close()
     return 0

@@ -66,16 +66,21 @@ OLD_ANSWER_SHOWN = """(top) => {
 }"""
 
 
-def test_drawing_a_one_is_read_as_one(page):
-    brush_is_chosen(page)
+def draw_and_read(page, points, digit: str, shot: str):
+    """One stroke through `points`; waits until it is read as `digit` and its pictures replaced; a screenshot."""
     before = seen_src(page)
-    stroke(page, "#sketch", [(0.5, 0.2), (0.5, 0.8)])  # fractions of the paper
+    stroke(page, "#sketch", points)
     try:
-        page.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '1'",
+        page.wait_for_function("(d) => document.querySelector('.output-class')?.innerText.trim() === d", arg=digit,
                                timeout=60_000)
         wait_for_new_panel(page, before)
     finally:
-        page.screenshot(path=str(SHOTS / "1-draw-one.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / shot), full_page=True)
+
+
+def test_drawing_a_one_is_read_as_one(page):
+    brush_is_chosen(page)
+    draw_and_read(page, [(0.5, 0.2), (0.5, 0.8)], "1", "1-draw-one.png")  # fractions of the paper
     page.screenshot(path=str(SHOTS / "1-draw.png"), full_page=True)
     zoom = page.evaluate(ZOOM)
     page.locator('#sketch button[aria-label="Clear canvas"]').click()
@@ -87,14 +92,7 @@ def test_drawing_a_one_is_read_as_one(page):
     brush_is_chosen(page)  # clearing drops the tool; the page picks the brush again
     page.wait_for_timeout(500)
     assert page.evaluate(ZOOM) == zoom  # the paper keeps its size (gradio's clear set 100%; the page fits it again)
-    before = seen_src(page)
-    stroke(page, "#sketch", [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])  # a 7
-    try:
-        page.wait_for_function("() => document.querySelector('.output-class')?.innerText.trim() === '7'",
-                               timeout=60_000)
-        wait_for_new_panel(page, before)
-    finally:
-        page.screenshot(path=str(SHOTS / "1-draw-seven.png"), full_page=True)
+    draw_and_read(page, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)], "7", "1-draw-seven.png")
 
 
 def test_uploading_a_cifar_example(page):
