@@ -49,14 +49,14 @@ def explain_answer(source, drawing, photo, target=PREDICTED, layer="conv5", trai
 
 
 def openset_line(classifier, image) -> str:
-    """The open-set score of a photo, as the Photo tab judges it: distance, threshold, verdict; "" for a model without
-    an open-set file (a visitor's own, the drawings')."""
+    """The open-set score of a photo, as the Photo tab judges it: score, threshold, verdict; "" for a model without an
+    open-set file (a visitor's own, the drawings')."""
     with user_errors():
         verdict = openset.judge(classifier, image)
     if verdict is None:
         return ""
-    return (f" Open-set score: its features are **{verdict.distance:,.0f}** from the nearest class's (threshold "
-            f"{verdict.threshold:,.0f}), so the Photo tab calls it "
+    return (f" Open-set score: its layers' activity lies **{verdict.score:,.0f}** outside the ranges it has on "
+            f"re-photographed training images (threshold {verdict.threshold:,.0f}), so the Photo tab calls it "
             + ("**none of the ten** (closest: " + verdict.closest + ")." if verdict.none else "**one of the ten**."))
 
 
