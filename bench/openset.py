@@ -51,12 +51,28 @@ def all_views(photos) -> torch.Tensor:
     return torch.from_numpy(np.stack([views(p) for p in photos])).permute(0, 1, 4, 2, 3).contiguous()
 
 
-def outputs(model, stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(channel statistics (N, V, D), logits (N, V, 10)) for uint8 (N, V, 3, 32, 32)."""
+def outputs(model, stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(channel statistics (N, V, D), logits (N, V, 10), conv1's Gram matrix (N, 96 * 97 / 2) averaged over the
+    views) for uint8 (N, V, 3, 32, 32)."""
     from alexnet_demo.openset import channel_statistics
     n, v = stacked.shape[:2]
     stats, logits = channel_statistics(model, stacked.flatten(0, 1))
-    return stats.view(n, v, -1), logits.view(n, v, -1)
+    return stats.view(n, v, -1), logits.view(n, v, -1), gram(model, stacked.flatten(0, 1)).view(n, v, -1).mean(1)
+
+
+@torch.inference_mode()
+def gram(model, images: torch.Tensor, layer: str = "conv1", batch: int = 600) -> torch.Tensor:
+    """(N, C (C + 1) / 2): the upper triangle of `layer`'s Gram matrix (its map's channels' inner products over
+    positions, / positions), for uint8 (N, 3, 32, 32) images (Sastry & Oore 2020, power 1)."""
+    from alexnet_demo.data import prepare_batch
+    from alexnet_demo.models import forward_with_maps
+    out = []
+    for start in range(0, len(images), batch):
+        x = prepare_batch(images[start:start + batch], "cifar10", 50).to(next(model.parameters()).dtype)
+        f = forward_with_maps(model, x)[1][layer].flatten(2).float()
+        upper = torch.triu_indices(f.shape[1], f.shape[1])
+        out.append((f @ f.transpose(1, 2) / f.shape[2])[:, upper[0], upper[1]])
+    return torch.cat(out)
 
 
 def columns(group: torch.Tensor, layer: int, statistic: int) -> torch.Tensor:
@@ -108,12 +124,13 @@ def knn(features: torch.Tensor, bank: torch.Tensor, k: int = NEIGHBOUR) -> torch
     return -(unit(features, dim=1) @ unit(bank, dim=1).T).topk(k, dim=1).values[:, -1]
 
 
-def candidates(model, fit_stats, fit_labels, combine_stats, outlier_stats):
-    """({name: score (stats (N, V, D), logits (N, V, 10)) -> (N,), higher: more likely none of the ten}, the chosen
-    rule's (low, high, weight)). Fitted on re-photographed training images (`fit_*`; `combine_stats`, other such
-    images, for a combination's scale and the logistic one's in-class side) and, for the logistic combination, on
-    `outlier_stats` (jigsaws, colour fields): never on the evaluation's photos."""
+def candidates(model, fit, fit_labels, combine, outliers):
+    """({name: score (stats (N, V, D), logits (N, V, 10), Gram (N, G)) -> (N,), higher: more likely none of the
+    ten}, the chosen rule's (low, high, weight)). Fitted on re-photographed training images (`fit`, outputs(); and
+    `combine`, other such images, for a combination's scale and the logistic one's in-class side) and, for the
+    logistic combination, on `outliers` (jigsaws, colour fields): never on the evaluation's photos."""
     from alexnet_demo import openset
+    (fit_stats, _, fit_gram), combine_stats, outlier_stats = fit, combine[0], outliers[0]
     group = openset.groups(model)
     mean_fit = fit_stats.mean(1)  # each statistic averaged over the views, as the rule shipped
     pool5 = columns(group, 4, 1)
@@ -135,16 +152,25 @@ def candidates(model, fit_stats, fit_labels, combine_stats, outlier_stats):
                           for i in range(5) for s in (0, 1)], 1)
     bank = normalized_layers(fit_stats)
     chosen = openset.fit(mean_fit, group)
+    groups = int(group.max()) + 1  # the channel ranges' score is `groups` on average on the fit images
+    gram_range = openset.fit(fit_gram, torch.zeros(fit_gram.shape[1], dtype=torch.long))  # one group
+
+    def gram_score(gm):  # the Gram entries' deviations from their ranges, weighted to a mean of 1 on the fit images
+        return openset.score(gm, *gram_range)
     return {
-        "top probability, centre": lambda st, lg: -lg[:, 0].softmax(1).max(1).values,
-        "energy, views": lambda st, lg: -lg.mean(1).logsumexp(1),
-        "mahalanobis pool5, views (the rule before)": lambda st, lg: mahalanobis(st.mean(1)[:, pool5], *pool5_gaussian),
+        "top probability, centre": lambda st, lg, gm: -lg[:, 0].softmax(1).max(1).values,
+        "energy, views": lambda st, lg, gm: -lg.mean(1).logsumexp(1),
+        "mahalanobis pool5, views (the rule before)":
+            lambda st, lg, gm: mahalanobis(st.mean(1)[:, pool5], *pool5_gaussian),
         "mahalanobis conv1-5 channel means, standardized sum":
-            lambda st, lg: ((per_layer(st) - centre) / spread).sum(1),
-        "mahalanobis conv1-5, logistic (jigsaws, colour fields)": lambda st, lg: combiner(per_layer(st).log()),
-        f"knn pool5, k={NEIGHBOUR}": lambda st, lg: knn(st.mean(1)[:, pool5], mean_fit[:, pool5]),
-        f"knn conv1-5 means and maxima, k={NEIGHBOUR}": lambda st, lg: knn(normalized_layers(st), bank),
-        CHOSEN: lambda st, lg: openset.score(st.mean(1), *chosen),
+            lambda st, lg, gm: ((per_layer(st) - centre) / spread).sum(1),
+        "mahalanobis conv1-5, logistic (jigsaws, colour fields)": lambda st, lg, gm: combiner(per_layer(st).log()),
+        f"knn pool5, k={NEIGHBOUR}": lambda st, lg, gm: knn(st.mean(1)[:, pool5], mean_fit[:, pool5]),
+        f"knn conv1-5 means and maxima, k={NEIGHBOUR}": lambda st, lg, gm: knn(normalized_layers(st), bank),
+        "gram conv1, ranges (Sastry & Oore 2020, power 1), views": lambda st, lg, gm: gram_score(gm),
+        "channel ranges + gram conv1 (each a mean of 1 on the fit images)":
+            lambda st, lg, gm: openset.score(st.mean(1), *chosen) / groups + gram_score(gm),
+        CHOSEN: lambda st, lg, gm: openset.score(st.mean(1), *chosen),
     }, chosen
 
 
@@ -201,8 +227,8 @@ def run(args) -> Path:
     for index, path in enumerate(args.checkpoints):
         model, meta = load_checkpoint(path)
         name = Path(path).name + (" (baseline)" if path == args.baseline else "")
-        rules, chosen = candidates(model, outputs(model, fit_views)[0], torch.tensor([p.label for p in fit_photos]),
-                                   outputs(model, combine_views)[0], outputs(model, outlier_views)[0])
+        rules, chosen = candidates(model, outputs(model, fit_views), torch.tensor([p.label for p in fit_photos]),
+                                   outputs(model, combine_views), outputs(model, outlier_views))
         c_out, i_out, o_out = (outputs(model, v) for v in (calibration_views, inside_views, outside_views))
         row = {"checkpoint": name, "test_accuracy": meta.get("test_accuracy"),
                "rephotographed_accuracy_centre": (i_out[1][:, 0].argmax(1) == labels).float().mean().item(),

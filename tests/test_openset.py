@@ -154,3 +154,13 @@ def test_an_api_caller_gets_the_open_set_verdict(live_app, tmp_path):
     example = str(CHECKPOINT_DIR.parent / "alexnet_demo" / "examples" / "cifar10" / "ship.png")
     _, note = client.predict(gradio_client.handle_file(example), api_name="/classify_image")
     assert note.startswith("Looks like a **ship**")
+
+
+def test_the_benchs_conv1_gram_diagonal_is_conv1s_mean_square(untrained_cifar):
+    images = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (2, 3, 32, 32), dtype=np.uint8))
+    gram = bench_openset().gram(untrained_cifar.model, images)
+    upper = torch.triu_indices(96, 96)
+    stats, _ = openset.channel_statistics(untrained_cifar.model, images)
+    assert gram.shape == (2, 96 * 97 // 2)
+    assert torch.allclose(gram[:, upper[0] == upper[1]], stats[:, openset.groups(untrained_cifar.model) == 2],
+                          rtol=1e-4, atol=1e-6)
