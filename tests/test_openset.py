@@ -164,3 +164,10 @@ def test_the_benchs_conv1_gram_diagonal_is_conv1s_mean_square(untrained_cifar):
     assert gram.shape == (2, 96 * 97 // 2)
     assert torch.allclose(gram[:, upper[0] == upper[1]], stats[:, openset.groups(untrained_cifar.model) == 2],
                           rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
+def test_the_cost_benchmark_times_the_answer_alone_with_the_verdict_and_with_the_rule_befores_forward():
+    cost = bench_openset().answer_cost(photos.out_of_class(1, seed=0), calls=2, rounds=1)
+    assert list(cost) == ["probabilities_ms", "probabilities_and_verdict_ms",
+                          "probabilities_and_pool5_views_ms (the rule before)"] and min(cost.values()) > 0
