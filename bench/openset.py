@@ -5,12 +5,13 @@ other things (package pictures, faces, text, patterns, noise, MNIST digits on pa
 checkpoint, side by side in one run:
 - the accuracy on the re-photographed test images, as the Photo tab reads them (the centre square) and averaged
   over the open-set rule's views;
-- each candidate out-of-distribution score (CANDIDATES), every one fitted on re-photographed CIFAR-10 *training*
-  images only (and the logistic combination also on outliers from generators the evaluation never uses: jigsaws of
-  training images, smooth colour fields); the photos of other things are for evaluation only. For each: the AUROC
-  (in class against out of class), its threshold set on other re-photographed training images so that --none-rate
-  of them would be called "none of the ten", and at it the rates on the test photos: in-class photos called "none",
-  out-of-class photos given a class, overall and per family (a table, side by side).
+- each candidate out-of-distribution score (candidates()), every one fitted on CIFAR-10 *training* images only,
+  re-photographed and as they are (and the logistic combination also on outliers from generators the evaluation
+  never uses: jigsaws of training images, smooth colour fields); the photos of other things are for evaluation only.
+  For each: the AUROC (in class against out of class), its threshold set on other re-photographed training images so
+  that --none-rate of them would be called "none of the ten", and at it the rates on the test photos: in-class photos
+  called "none", CIFAR-10 test images as they are called "none", out-of-class photos given a class, overall and per
+  family (a table, side by side).
 `--write-stats` writes the first checkpoint's chosen rule (the channel ranges, their weights and the threshold)
 beside it (checkpoints/cifar10.openset.safetensors), which the Photo tab uses.
 """
@@ -126,9 +127,10 @@ def knn(features: torch.Tensor, bank: torch.Tensor, k: int = NEIGHBOUR) -> torch
 
 def candidates(model, fit, fit_labels, combine, outliers):
     """({name: score (stats (N, V, D), logits (N, V, 10), Gram (N, G)) -> (N,), higher: more likely none of the
-    ten}, the chosen rule's (low, high, weight)). Fitted on re-photographed training images (`fit`, outputs(); and
-    `combine`, other such images, for a combination's scale and the logistic one's in-class side) and, for the
-    logistic combination, on `outliers` (jigsaws, colour fields): never on the evaluation's photos."""
+    ten}, the chosen rule's (low, high, weight)). Fitted on training images (`fit`, outputs(): re-photographed and as
+    they are; and `combine`, other images re-photographed, for a combination's scale and the logistic one's in-class
+    side) and, for the logistic combination, on `outliers` (jigsaws, colour fields): never on the evaluation's
+    photos."""
     from alexnet_demo import openset
     (fit_stats, _, fit_gram), combine_stats, outlier_stats = fit, combine[0], outliers[0]
     group = openset.groups(model)
@@ -216,7 +218,12 @@ def run(args) -> Path:
     outside = photos.out_of_class(per_family, digits, seed=0)
     fit_views, combine_views, calibration_views, outlier_views, inside_views, outside_views = (
         all_views([p.image for p in ps]) for ps in (fit_photos, combine, calibration, outliers, inside, outside))
-    print(f"{len(fit_photos)} re-photographed training images to fit the rules, {len(combine)} for a combination, "
+    # the fit images as they are too: a visitor also shows the network CIFAR-10 images themselves (the examples)
+    fit_clean_views = all_views([train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()])
+    clean_index = torch.cat([torch.nonzero(test.labels == c).flatten()[:in_count // 10] for c in range(10)])
+    clean_views = all_views([test.images[i].permute(1, 2, 0).numpy() for i in clean_index.tolist()])
+    print(f"{len(fit_photos)} training images re-photographed and as they are to fit the rules, {len(combine)} "
+          f"re-photographed for a combination, "
           f"{len(calibration)} for the thresholds, {len(outliers)} outliers (jigsaws, colour fields); "
           f"{len(inside)} re-photographed test images, {len(outside)} out-of-class photos "
           f"({time.perf_counter() - started:.0f} s to make)", flush=True)
@@ -227,26 +234,30 @@ def run(args) -> Path:
     for index, path in enumerate(args.checkpoints):
         model, meta = load_checkpoint(path)
         name = Path(path).name + (" (baseline)" if path == args.baseline else "")
-        rules, chosen = candidates(model, outputs(model, fit_views), torch.tensor([p.label for p in fit_photos]),
-                                   outputs(model, combine_views), outputs(model, outlier_views))
-        c_out, i_out, o_out = (outputs(model, v) for v in (calibration_views, inside_views, outside_views))
+        fit = [torch.cat(pair) for pair in zip(outputs(model, fit_views), outputs(model, fit_clean_views))]
+        rules, chosen = candidates(model, fit, train.labels[fit_index].repeat(2), outputs(model, combine_views),
+                                   outputs(model, outlier_views))
+        c_out, i_out, o_out, k_out = (outputs(model, v) for v in (calibration_views, inside_views, outside_views,
+                                                                  clean_views))
         row = {"checkpoint": name, "test_accuracy": meta.get("test_accuracy"),
                "rephotographed_accuracy_centre": (i_out[1][:, 0].argmax(1) == labels).float().mean().item(),
                "rephotographed_accuracy_views": (i_out[1].mean(1).argmax(1) == labels).float().mean().item()}
         table = [f"\n{name}: re-photographed {row['rephotographed_accuracy_centre']:.1%} (centre) / "
                  f"{row['rephotographed_accuracy_views']:.1%} (views); given a class per family at each threshold:",
-                 f"| score | AUROC | in-class 'none' | out-of-class given a class | {' | '.join(family_names)} |",
-                 "|---|---:|---:|---:|" + "---:|" * len(family_names)]
+                 f"| score | AUROC | in-class 'none' | clean test images 'none' | out-of-class given a class | "
+                 f"{' | '.join(family_names)} |", "|---|---:|---:|---:|---:|" + "---:|" * len(family_names)]
         for rule, rule_score in rules.items():
-            c, i, o = (rule_score(*out).numpy() for out in (c_out, i_out, o_out))
+            c, i, o, k = (rule_score(*out).numpy() for out in (c_out, i_out, o_out, k_out))
             threshold = float(np.quantile(c, 1 - args.none_rate))
             given = o <= threshold
             row[f"auroc: {rule}"] = auroc(i, o)
             row[f"in-class called none: {rule}"] = float((i > threshold).mean())
+            row[f"clean test images called none: {rule}"] = float((k > threshold).mean())
             row[f"out-of-class given a class: {rule}"] = float(given.mean())
             for family in family_names:
                 row[f"given a class: {rule}: {family}"] = float(given[families == family].mean())
-            table.append(f"| {rule} | {auroc(i, o):.3f} | {(i > threshold).mean():.1%} | {given.mean():.1%} | "
+            table.append(f"| {rule} | {auroc(i, o):.3f} | {(i > threshold).mean():.1%} | "
+                         f"{(k > threshold).mean():.1%} | {given.mean():.1%} | "
                          + " | ".join(f"{given[families == f].mean():.0%}" for f in family_names) + " |")
             if rule == CHOSEN:
                 row.update(threshold=threshold, calibration_none=float((c > threshold).mean()),
@@ -259,7 +270,8 @@ def run(args) -> Path:
             rule = openset.OpenSet(*chosen, row["threshold"], {
                 "checkpoint": Path(path).name, "checkpoint_sha256": sha256_of(path), "score": CHOSEN,
                 "views": openset.VIEWS, "statistics": list(openset.STATISTICS), "quantile": openset.QUANTILE,
-                "fit_images": len(fit_photos), "threshold_images": len(calibration), "none_rate_set": args.none_rate,
+                "fit_images": f"{len(fit_photos)} re-photographed and the same as they are",
+                "threshold_images": len(calibration), "none_rate_set": args.none_rate,
                 "figures": figures, "command": "python bench/bench.py openset " + " ".join(sys.argv[2:])})
             written = str(rule.save(openset.stats_path(path)))
             print(f"-> {written}")

@@ -80,8 +80,8 @@ def test_the_shipped_rule_says_none_for_a_sign_and_passes_cifar10_examples():
     verdict = openset.judge(classifier, sign)
     assert verdict.none and verdict.score > verdict.threshold and "closest:" in verdict.text(classifier.classes)
     examples = sorted(EXAMPLES_DIR.glob("cifar10/*.png"))
-    kept = [not openset.judge(classifier, str(e)).none for e in examples]
-    assert sum(kept) >= 8, kept  # the rule calls about 5% of re-photographed CIFAR-10 images "none"
+    kept = {e.stem: not openset.judge(classifier, str(e)).none for e in examples}
+    assert all(kept.values()), kept  # the rule calls about 5% of CIFAR-10 test images "none"; none of these
 
 
 def bench_openset():
