@@ -5,15 +5,15 @@ other things (package pictures, faces, text, patterns, noise, MNIST digits on pa
 checkpoint, side by side in one run:
 - the accuracy on the re-photographed test images, as the Photo tab reads them (the centre square) and averaged
   over the open-set rule's views;
-- each out-of-distribution score's AUROC (in class against out of class): top probability and energy (of the centre
-  square, and of the views' mean logits), Mahalanobis distance on pool5 (the centre square, the views' mean), its
-  class means and covariance from training images re-photographed (`--fit-on photos`) or as they are
-  (`--fit-on clean`), both reported;
-- the chosen score's threshold, set on re-photographed *training* images (the half not used for the class means) so
+- each candidate out-of-distribution score (candidates()), every one fitted on CIFAR-10 *training* images only,
+  re-photographed and as they are (and the logistic combination also on outliers from generators the evaluation
+  never uses: jigsaws of training images, smooth colour fields); the photos of other things are for evaluation only.
+  For each: the AUROC (in class against out of class), its threshold set on other re-photographed training images so
   that --none-rate of them would be called "none of the ten", and at it the rates on the test photos: in-class photos
-  called "none", out-of-class photos given a class (overall and per family).
-`--write-stats` writes the first checkpoint's class means, covariance and threshold beside it
-(checkpoints/cifar10.openset.safetensors), which the Photo tab uses.
+  called "none", CIFAR-10 test images as they are called "none", out-of-class photos given a class, overall and per
+  family (a table, side by side).
+`--write-stats` writes the first checkpoint's chosen rule (the channel ranges, their weights and the threshold)
+beside it (checkpoints/cifar10.openset.safetensors), which the Photo tab uses.
 """
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: bench.py's r
 from bench import RESULTS, ROOT, environment, own_parser, report  # noqa: E402
 
 SHIPPED = ROOT / "checkpoints" / "cifar10.safetensors"
-CHOSEN = "mahalanobis, views"  # the score the app uses (openset.OpenSet)
+CHOSEN = "channel ranges conv1-5 (mean, max, mean square), views"  # the score the app uses (openset.py)
+RIDGE = 1e-3  # added to a covariance's diagonal (times its mean variance) before it is inverted
+NEIGHBOUR = 10  # k of the kNN scores
 
 
 def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
@@ -50,26 +52,140 @@ def all_views(photos) -> torch.Tensor:
     return torch.from_numpy(np.stack([views(p) for p in photos])).permute(0, 1, 4, 2, 3).contiguous()
 
 
-def outputs(model, stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (N, V, 256), logits (N, V, 10)) for uint8 (N, V, 3, 32, 32)."""
-    from alexnet_demo.openset import features_and_logits
+def outputs(model, stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(channel statistics (N, V, D), logits (N, V, 10), conv1's Gram matrix (N, 96 * 97 / 2) averaged over the
+    views) for uint8 (N, V, 3, 32, 32)."""
+    from alexnet_demo.openset import channel_statistics
     n, v = stacked.shape[:2]
-    feats, logits = features_and_logits(model, stacked.flatten(0, 1))
-    return feats.view(n, v, -1), logits.view(n, v, -1)
+    stats, logits = channel_statistics(model, stacked.flatten(0, 1))
+    return stats.view(n, v, -1), logits.view(n, v, -1), gram(model, stacked.flatten(0, 1)).view(n, v, -1).mean(1)
 
 
-def scores(feats, logits, means, precision) -> dict[str, np.ndarray]:
-    """Each score (higher: more likely none of the ten) for every photo."""
-    from alexnet_demo.openset import mahalanobis
-    centre, mean_logits = logits[:, 0], logits.mean(1)
+@torch.inference_mode()
+def gram(model, images: torch.Tensor, layer: str = "conv1", batch: int = 600) -> torch.Tensor:
+    """(N, C (C + 1) / 2): the upper triangle of `layer`'s Gram matrix (its map's channels' inner products over
+    positions, / positions), for uint8 (N, 3, 32, 32) images (Sastry & Oore 2020, power 1)."""
+    from alexnet_demo.data import prepare_batch
+    from alexnet_demo.models import forward_with_maps
+    out = []
+    for start in range(0, len(images), batch):
+        x = prepare_batch(images[start:start + batch], "cifar10", 50).to(next(model.parameters()).dtype)
+        f = forward_with_maps(model, x)[1][layer].flatten(2).float()
+        upper = torch.triu_indices(f.shape[1], f.shape[1])
+        out.append((f @ f.transpose(1, 2) / f.shape[2])[:, upper[0], upper[1]])
+    return torch.cat(out)
+
+
+def columns(group: torch.Tensor, layer: int, statistic: int) -> torch.Tensor:
+    """The columns of openset.channel_statistics of conv<layer + 1>'s `statistic` (0 mean, 1 max, 2 mean square);
+    conv5's max is pool5, the classifier's input."""
+    return torch.nonzero(group == 3 * layer + statistic).flatten()
+
+
+# ---- the candidates other than the rule shipped -------------------------------------------------------------
+
+
+def fit_gaussian(features: torch.Tensor, labels: torch.Tensor, classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """(class means (classes, D), precision (D, D): the inverse of the shared within-class covariance)."""
+    features = features.double()
+    means = torch.stack([features[labels == c].mean(0) for c in range(classes)])
+    centred = features - means[labels]
+    covariance = centred.T @ centred / len(features)
+    covariance += torch.eye(len(covariance), dtype=covariance.dtype) * RIDGE * covariance.diagonal().mean()
+    return means.float(), torch.linalg.inv(covariance).float()
+
+
+def mahalanobis(features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """(N,) squared Mahalanobis distance of each feature row (N, D) to its nearest class mean."""
+    diff = features[:, None, :] - means[None]  # (N, classes, D)
+    return torch.einsum("ncd,de,nce->nc", diff, precision, diff).min(dim=1).values
+
+
+def logistic(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-3):
+    """A logistic regression (L-BFGS, inputs standardized) of y (0/1) on x (N, D): a function x -> (N,) logits."""
+    mean, std = x.mean(0), x.std(0)
+    z = ((x - mean) / std).double()
+    w = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w], max_iter=500, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimizer.zero_grad()
+        value = torch.nn.functional.binary_cross_entropy_with_logits(z @ w[:-1] + w[-1], y.double()) \
+            + l2 * (w[:-1] ** 2).sum()
+        value.backward()
+        return value
+    optimizer.step(loss)
+    w = w.detach()
+    return lambda new: (((new - mean) / std).double() @ w[:-1] + w[-1]).float()
+
+
+def knn(features: torch.Tensor, bank: torch.Tensor, k: int = NEIGHBOUR) -> torch.Tensor:
+    """(N,) minus the cosine similarity to the k-th nearest row of `bank` (Sun et al. 2022)."""
+    unit = torch.nn.functional.normalize
+    return -(unit(features, dim=1) @ unit(bank, dim=1).T).topk(k, dim=1).values[:, -1]
+
+
+def candidates(model, fit, fit_labels, combine, outliers):
+    """({name: score (stats (N, V, D), logits (N, V, 10), Gram (N, G)) -> (N,), higher: more likely none of the
+    ten}, the chosen rule's (low, high, weight)). Fitted on training images (`fit`, outputs(): re-photographed and as
+    they are; and `combine`, other images re-photographed, for a combination's scale and the logistic one's in-class
+    side) and, for the logistic combination, on `outliers` (jigsaws, colour fields): never on the evaluation's
+    photos."""
+    from alexnet_demo import openset
+    (fit_stats, _, fit_gram), combine_stats, outlier_stats = fit, combine[0], outliers[0]
+    group = openset.groups(model)
+    mean_fit = fit_stats.mean(1)  # each statistic averaged over the views, as the rule shipped
+    pool5 = columns(group, 4, 1)
+    pool5_gaussian = fit_gaussian(mean_fit[:, pool5], fit_labels)
+    layers = [columns(group, i, 0) for i in range(5)]
+    gaussians = [fit_gaussian(mean_fit[:, c], fit_labels) for c in layers]
+
+    def per_layer(stats):  # (N, 5): Lee et al. 2018's feature ensemble: each layer's channel means, Mahalanobis
+        m = stats.mean(1)
+        return torch.stack([mahalanobis(m[:, c], *g) for c, g in zip(layers, gaussians)], 1)
+    held, outliers = per_layer(combine_stats), per_layer(outlier_stats)
+    centre, spread = held.mean(0), held.std(0)
+    combiner = logistic(torch.cat([held, outliers]).log(),
+                        torch.cat([torch.zeros(len(held)), torch.ones(len(outliers))]))
+
+    def normalized_layers(stats):  # each conv layer's channel means and maxima, each L2-normalized, side by side
+        m = stats.mean(1)
+        return torch.cat([torch.nn.functional.normalize(m[:, columns(group, i, s)], dim=1)
+                          for i in range(5) for s in (0, 1)], 1)
+    bank = normalized_layers(fit_stats)
+    chosen = openset.fit(mean_fit, group)
+    groups = int(group.max()) + 1  # the channel ranges' score is `groups` on average on the fit images
+    gram_range = openset.fit(fit_gram, torch.zeros(fit_gram.shape[1], dtype=torch.long))  # one group
+
+    def gram_score(gm):  # the Gram entries' deviations from their ranges, weighted to a mean of 1 on the fit images
+        return openset.score(gm, *gram_range)
     return {
-        "top probability, centre": -centre.softmax(1).max(1).values.numpy(),
-        "energy, centre": -centre.logsumexp(1).numpy(),
-        "top probability, views": -logits.softmax(2).mean(1).max(1).values.numpy(),
-        "energy, views": -mean_logits.logsumexp(1).numpy(),
-        "mahalanobis, centre": mahalanobis(feats[:, 0], means, precision).numpy(),
-        "mahalanobis, views": mahalanobis(feats.mean(1), means, precision).numpy(),
-    }
+        "top probability, centre": lambda st, lg, gm: -lg[:, 0].softmax(1).max(1).values,
+        "energy, views": lambda st, lg, gm: -lg.mean(1).logsumexp(1),
+        "mahalanobis pool5, views (the rule before)":
+            lambda st, lg, gm: mahalanobis(st.mean(1)[:, pool5], *pool5_gaussian),
+        "mahalanobis conv1-5 channel means, standardized sum":
+            lambda st, lg, gm: ((per_layer(st) - centre) / spread).sum(1),
+        "mahalanobis conv1-5, logistic (jigsaws, colour fields)": lambda st, lg, gm: combiner(per_layer(st).log()),
+        f"knn pool5, k={NEIGHBOUR}": lambda st, lg, gm: knn(st.mean(1)[:, pool5], mean_fit[:, pool5]),
+        f"knn conv1-5 means and maxima, k={NEIGHBOUR}": lambda st, lg, gm: knn(normalized_layers(st), bank),
+        "gram conv1, ranges (Sastry & Oore 2020, power 1), views": lambda st, lg, gm: gram_score(gm),
+        "channel ranges + gram conv1 (each a mean of 1 on the fit images)":
+            lambda st, lg, gm: openset.score(st.mean(1), *chosen) / groups + gram_score(gm),
+        CHOSEN: lambda st, lg, gm: openset.score(st.mean(1), *chosen),
+    }, chosen
+
+
+def outlier_photos(train, pool: torch.Tensor, count: int, seed: int = 3):
+    """`count` re-photographed outliers from the generators outlier exposure uses (photo_augment.py), never the
+    evaluation's families: half jigsaws of the training images `pool` indexes, half smooth colour fields."""
+    from alexnet_demo import photos
+    from alexnet_demo.photo_augment import colour_fields, jigsaw
+    g = torch.Generator().manual_seed(seed)
+    jigsaws = jigsaw(train.images[pool[torch.randperm(len(pool), generator=g)[:count // 2]]], g)
+    fields = torch.cat([colour_fields(10, 3, 32, 32, g) for _ in range(-(-(count - len(jigsaws)) // 10))])
+    images = torch.cat([jigsaws, fields])[:count]
+    return photos.in_class(images.numpy(), np.arange(count) % 10, count, seed=seed)
 
 
 def run(args) -> Path:
@@ -86,121 +202,139 @@ def run(args) -> Path:
         print(f"MNIST not found ({type(e).__name__}): the 'mnist digits' family is left out")
         digits = None
     in_count, per_family, per_class = (50, 4, 20) if args.tiny else (args.in_count, args.per_family, args.fit_per_class)
-    # class means from the first half of each class's training images; the threshold from the second half
+    # the rules' fit: the first images of each class; a combination's scale and the thresholds: alternate images of
+    # the second half; the outliers' jigsaws: the images after the fit's
     members = [torch.nonzero(train.labels == c).flatten() for c in range(10)]
     fit_index = torch.cat([m[:per_class] for m in members])
     held = torch.cat([m[len(m) // 2:] for m in members])
+    spare = torch.cat([m[per_class:2 * per_class] for m in members])
     started = time.perf_counter()
-    fit_views = all_views([train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()])
     fit_photos = photos.in_class(train.images[fit_index].numpy(), train.labels[fit_index].numpy(), len(fit_index),
-                                 seed=2)  # the same training images re-photographed
-    fit_photo_views = all_views([p.image for p in fit_photos])
-    calibration = photos.in_class(train.images[held].numpy(), train.labels[held].numpy(), in_count, seed=1)
+                                 seed=2)
+    held_photos = photos.in_class(train.images[held].numpy(), train.labels[held].numpy(), 2 * in_count, seed=1)
+    combine, calibration = held_photos[::2], held_photos[1::2]
+    outliers = outlier_photos(train, spare, in_count)
     inside = photos.in_class(test.images.numpy(), test.labels.numpy(), in_count, seed=0)
     outside = photos.out_of_class(per_family, digits, seed=0)
-    calibration_views, inside_views = all_views([p.image for p in calibration]), all_views([p.image for p in inside])
-    outside_views = all_views([p.image for p in outside])
-    print(f"{len(fit_index)} training images for the class means, {len(calibration)} re-photographed training images "
-          f"for the threshold, {len(inside)} re-photographed test images, {len(outside)} out-of-class photos "
+    fit_views, combine_views, calibration_views, outlier_views, inside_views, outside_views = (
+        all_views([p.image for p in ps]) for ps in (fit_photos, combine, calibration, outliers, inside, outside))
+    # the fit images as they are too: a visitor also shows the network CIFAR-10 images themselves (the examples)
+    fit_clean_views = all_views([train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()])
+    clean_index = torch.cat([torch.nonzero(test.labels == c).flatten()[:in_count // 10] for c in range(10)])
+    clean_views = all_views([test.images[i].permute(1, 2, 0).numpy() for i in clean_index.tolist()])
+    print(f"{len(fit_photos)} training images re-photographed and as they are to fit the rules, {len(combine)} "
+          f"re-photographed for a combination, "
+          f"{len(calibration)} for the thresholds, {len(outliers)} outliers (jigsaws, colour fields); "
+          f"{len(inside)} re-photographed test images, {len(outside)} out-of-class photos "
           f"({time.perf_counter() - started:.0f} s to make)", flush=True)
     labels = torch.tensor([p.label for p in inside])
     families = np.array([p.family for p in outside])
-    rows, written = [], None
+    family_names = list(dict.fromkeys(families))
+    rows, written, tables = [], None, []
     for index, path in enumerate(args.checkpoints):
         model, meta = load_checkpoint(path)
         name = Path(path).name + (" (baseline)" if path == args.baseline else "")
-        feats, _ = outputs(model, fit_views)
-        means, precision = openset.fit(feats.mean(1), train.labels[fit_index])
-        photo_feats, _ = outputs(model, fit_photo_views)
-        fitted = {"clean": (means, precision),
-                  "photos": openset.fit(photo_feats.mean(1), torch.tensor([p.label for p in fit_photos]))}
-        means, precision = fitted[args.fit_on]
-        c_feats, c_logits = outputs(model, calibration_views)
-        i_feats, i_logits = outputs(model, inside_views)
-        o_feats, o_logits = outputs(model, outside_views)
-        calibration_scores = scores(c_feats, c_logits, means, precision)
-        inside_scores, outside_scores = scores(i_feats, i_logits, means, precision), scores(o_feats, o_logits, means,
-                                                                                          precision)
-        other = "photos" if args.fit_on == "clean" else "clean"  # the class means from the other images, for the AUROC
-        for key, value in scores(i_feats, i_logits, *fitted[other]).items():
-            if key.startswith("mahalanobis"):
-                inside_scores[f"{key} (fit on {other})"] = value
-        for key, value in scores(o_feats, o_logits, *fitted[other]).items():
-            if key.startswith("mahalanobis"):
-                outside_scores[f"{key} (fit on {other})"] = value
+        fit = [torch.cat(pair) for pair in zip(outputs(model, fit_views), outputs(model, fit_clean_views))]
+        rules, chosen = candidates(model, fit, train.labels[fit_index].repeat(2), outputs(model, combine_views),
+                                   outputs(model, outlier_views))
+        c_out, i_out, o_out, k_out = (outputs(model, v) for v in (calibration_views, inside_views, outside_views,
+                                                                  clean_views))
         row = {"checkpoint": name, "test_accuracy": meta.get("test_accuracy"),
-               "rephotographed_accuracy_centre": (i_logits[:, 0].argmax(1) == labels).float().mean().item(),
-               "rephotographed_accuracy_views": (i_logits.mean(1).argmax(1) == labels).float().mean().item()}
-        for score in inside_scores:
-            row[f"auroc: {score}"] = auroc(inside_scores[score], outside_scores[score])
-        threshold = float(np.quantile(calibration_scores[CHOSEN], 1 - args.none_rate))
-        row["threshold"] = threshold
-        row["calibration_none"] = float((calibration_scores[CHOSEN] > threshold).mean())
-        row["in_class_called_none"] = float((inside_scores[CHOSEN] > threshold).mean())
-        given = outside_scores[CHOSEN] <= threshold
-        row["out_of_class_given_a_class"] = float(given.mean())
-        for family in dict.fromkeys(families):
-            row[f"given a class: {family}"] = float(given[families == family].mean())
+               "rephotographed_accuracy_centre": (i_out[1][:, 0].argmax(1) == labels).float().mean().item(),
+               "rephotographed_accuracy_views": (i_out[1].mean(1).argmax(1) == labels).float().mean().item()}
+        table = [f"\n{name}: re-photographed {row['rephotographed_accuracy_centre']:.1%} (centre) / "
+                 f"{row['rephotographed_accuracy_views']:.1%} (views); given a class per family at each threshold:",
+                 f"| score | AUROC | in-class 'none' | clean test images 'none' | out-of-class given a class | "
+                 f"{' | '.join(family_names)} |", "|---|---:|---:|---:|---:|" + "---:|" * len(family_names)]
+        for rule, rule_score in rules.items():
+            c, i, o, k = (rule_score(*out).numpy() for out in (c_out, i_out, o_out, k_out))
+            threshold = float(np.quantile(c, 1 - args.none_rate))
+            given = o <= threshold
+            row[f"auroc: {rule}"] = auroc(i, o)
+            row[f"in-class called none: {rule}"] = float((i > threshold).mean())
+            row[f"clean test images called none: {rule}"] = float((k > threshold).mean())
+            row[f"out-of-class given a class: {rule}"] = float(given.mean())
+            for family in family_names:
+                row[f"given a class: {rule}: {family}"] = float(given[families == family].mean())
+            table.append(f"| {rule} | {auroc(i, o):.3f} | {(i > threshold).mean():.1%} | "
+                         f"{(k > threshold).mean():.1%} | {given.mean():.1%} | "
+                         + " | ".join(f"{given[families == f].mean():.0%}" for f in family_names) + " |")
+            if rule == CHOSEN:
+                row.update(threshold=threshold, calibration_none=float((c > threshold).mean()),
+                           in_class_called_none=float((i > threshold).mean()),
+                           out_of_class_given_a_class=float(given.mean()))
         rows.append(row)
+        tables += table
         if index == 0 and args.write_stats:
             figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
-            rule = openset.OpenSet(means, precision, threshold, {
+            rule = openset.OpenSet(*chosen, row["threshold"], {
                 "checkpoint": Path(path).name, "checkpoint_sha256": sha256_of(path), "score": CHOSEN,
-                "views": openset.VIEWS, "fit_images": len(fit_index), "fit_on": args.fit_on,
-                "none_rate_set": args.none_rate,
+                "views": openset.VIEWS, "statistics": list(openset.STATISTICS), "quantile": openset.QUANTILE,
+                "fit_images": f"{len(fit_photos)} re-photographed and the same as they are",
+                "threshold_images": len(calibration), "none_rate_set": args.none_rate,
                 "figures": figures, "command": "python bench/bench.py openset " + " ".join(sys.argv[2:])})
             written = str(rule.save(openset.stats_path(path)))
             print(f"-> {written}")
     meta = {**environment(torch.device("cpu")), "hardware": device_name(torch.device("cpu")),
-            "in_class": len(inside), "out_of_class": {f: int((families == f).sum()) for f in dict.fromkeys(families)},
+            "in_class": len(inside), "out_of_class": {f: int((families == f).sum()) for f in family_names},
             "none_rate_set": args.none_rate, "chosen_score": CHOSEN, "stats_written": written}
     out = report("openset", [dict(r) for r in rows], meta, args.out)
-    for row in rows:  # the figures a reader looks for, one line per checkpoint
-        print(f"{row['checkpoint']}: re-photographed {row['rephotographed_accuracy_centre']:.1%} (centre) / "
-              f"{row['rephotographed_accuracy_views']:.1%} (views); AUROC {row['auroc: ' + CHOSEN]:.3f}; at the "
-              f"threshold in-class 'none' {row['in_class_called_none']:.1%}, out-of-class given a class "
-              f"{row['out_of_class_given_a_class']:.1%}")
+    print("\n".join(tables))
     return out
 
 
-def answer_cost(photos_, calls: int = 20) -> dict:
-    """Median ms of the Photo tab's probabilities alone and with the open-set verdict, for `calls` photos, with the
-    shipped checkpoint (run it on a quiet machine for a figure)."""
+@torch.inference_mode()
+def pool5_views(model, image) -> torch.Tensor:
+    """The rule before's forward: pool5 features and logits of the photo's views, no feature maps kept (its cost)."""
+    from alexnet_demo.data import prepare_batch
+    from alexnet_demo.openset import views
+    x = prepare_batch(torch.from_numpy(np.ascontiguousarray(views(image))).permute(0, 3, 1, 2), "cifar10", 50)
+    return model.classifier(torch.flatten(model.features(x), 1))
+
+
+def answer_cost(photos_, calls: int = 20, rounds: int = 3) -> dict:
+    """Median ms of the Photo tab's probabilities alone, with the open-set verdict, and with the rule before's
+    forward (pool5 of the views) in its place, for `calls` photos × `rounds`, the three interleaved photo by photo so
+    that a busy machine slows each alike, with the shipped checkpoint (run it on a quiet machine for a figure)."""
     import statistics
 
     from alexnet_demo import openset
     from alexnet_demo.inference import load_classifier
     classifier = load_classifier("cifar10")
     chosen = [p.image for p in photos_[:calls]]
+    answers = {"probabilities_ms": lambda im: classifier.run(im, maps=False),
+               "probabilities_and_verdict_ms": lambda im: (classifier.run(im, maps=False),
+                                                           openset.judge(classifier, im)),
+               "probabilities_and_pool5_views_ms (the rule before)": lambda im: (classifier.run(im, maps=False),
+                                                                                 pool5_views(classifier.model, im))}
     for image in chosen[:3]:  # warm-up: oneDNN's primitive caches, the rule's file
-        classifier.run(image, maps=False), openset.judge(classifier, image)
-
-    def median_ms(answer):
-        times = []
-        for image in chosen:
-            started = time.perf_counter()
+        for answer in answers.values():
             answer(image)
-            times.append((time.perf_counter() - started) * 1e3)
-        return statistics.median(times)
-    return {"probabilities_ms": median_ms(lambda im: classifier.run(im, maps=False)),
-            "probabilities_and_verdict_ms": median_ms(lambda im: (classifier.run(im, maps=False),
-                                                                  openset.judge(classifier, im)))}
+    times = {name: [] for name in answers}
+    for _ in range(rounds):
+        for image in chosen:
+            for name, answer in answers.items():
+                started = time.perf_counter()
+                answer(image)
+                times[name].append((time.perf_counter() - started) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None) -> int:
     parser = own_parser(__doc__, "tiny sizes: exercise the code paths only")
     parser.add_argument("checkpoints", nargs="*", default=[str(SHIPPED)], help="CIFAR-10 checkpoints, side by side")
     parser.add_argument("--baseline", default=None, help="a checkpoint to compare against, measured after the others")
-    parser.add_argument("--in-count", type=int, default=1000, help="re-photographed test (and training) images")
+    parser.add_argument("--in-count", type=int, default=1000,
+                        help="re-photographed test images (and twice as many training images: a combination's, the "
+                             "thresholds')")
     parser.add_argument("--per-family", type=int, default=100, help="out-of-class photos per family")
-    parser.add_argument("--fit-per-class", type=int, default=300, help="training images per class for the means")
-    parser.add_argument("--fit-on", choices=("photos", "clean"), default="photos",
-                        help="class means and covariance from the training images re-photographed, or as they are")
+    parser.add_argument("--fit-per-class", type=int, default=300, help="training images per class to fit the rules")
     parser.add_argument("--none-rate", type=float, default=0.05,
                         help="share of re-photographed training images called 'none' at the threshold")
     parser.add_argument("--write-stats", action="store_true", help="write the first checkpoint's open-set file")
     parser.add_argument("--cost", action="store_true",
-                        help="only time the Photo tab's answer with and without the verdict (20 photos of other things)")
+                        help="only time the Photo tab's answer with and without the verdict (20 photos of other "
+                             "things)")
     args = parser.parse_args(argv)
     if args.cost:
         from alexnet_demo import photos

@@ -1,11 +1,17 @@
-"""The Photo tab's callback: examples, low confidence, unreadable uploads."""
+"""The Photo tab's callback: examples, low confidence, unreadable uploads, photos of none of the ten."""
+import random
+
 import numpy as np
 import pytest
 
 gr = pytest.importorskip("gradio")
 
 from alexnet_demo.ui import photo  # noqa: E402
+from alexnet_demo import openset, photos  # noqa: E402
+from alexnet_demo.checkpoints import CHECKPOINT_DIR  # noqa: E402
 from alexnet_demo.models import CIFAR10_CLASSES  # noqa: E402
+
+SHIPPED_RULE = openset.stats_path(CHECKPOINT_DIR / "cifar10.safetensors")
 
 
 def test_photo_example_is_classified_with_a_low_confidence_note(untrained_cifar):
@@ -25,3 +31,22 @@ def test_corrupt_upload_is_a_clear_error(tmp_path, untrained_cifar):
     bad.write_text("this is a text file")
     with pytest.raises(gr.Error, match="not a readable image"):
         photo.classify_image(str(bad), untrained_cifar)
+
+
+def test_answer_label_takes_a_headline_above_the_closest_classes():
+    probabilities = {"ship": 0.6, "airplane": 0.2, "truck": 0.1, "bird": 0.05, "cat": 0.03, "dog": 0.02}
+    shown = photo.AnswerLabel(num_top_classes=5).postprocess({"label": photo.NONE_HEADLINE,
+                                                               "confidences": probabilities})
+    assert shown.label == "None of the ten" and [c.label for c in shown.confidences] == list(probabilities)[:5]
+    assert photo.AnswerLabel(num_top_classes=5).postprocess(probabilities).label == "ship"  # as gr.Label
+
+
+@pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
+def test_a_photo_of_none_of_the_ten_is_headed_none_of_the_ten_and_a_cifar10_example_by_its_class(tmp_path):
+    sign = tmp_path / "sign.png"
+    photos.text_photo(random.Random(7), photos._fonts()).save(sign)
+    label, note, _ = photo.classify_image(str(sign))
+    assert label["label"] == photo.NONE_HEADLINE and len(label["confidences"]) == 10
+    assert "doesn't look like any of the ten" in note and "closest:" in note
+    label, note, _ = photo.classify_image(str(photo.EXAMPLES_DIR / "cifar10" / "ship.png"))
+    assert next(iter(label)) == "ship" and note.startswith("Looks like a **ship**")

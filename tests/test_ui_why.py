@@ -93,3 +93,19 @@ def test_the_class_list_follows_the_model_that_answers(untrained_mnist):
     assert why._class_choices("Drawing", shapes, None)["choices"][1:] == ["circle", "square", "triangle"]
     assert why._class_choices("Drawing", None, None)["choices"][1:] == [str(d) for d in range(10)]
     assert why._class_choices("Photo", shapes, None)["choices"][1] == "airplane"  # the photo's model is the shipped one
+
+
+def test_explaining_a_photo_with_the_shipped_model_shows_its_open_set_score(tmp_path, untrained_cifar):
+    import random
+    from alexnet_demo import openset, photos
+    from alexnet_demo.checkpoints import CHECKPOINT_DIR
+    if not openset.stats_path(CHECKPOINT_DIR / "cifar10.safetensors").is_file():
+        pytest.skip("no checkpoints/cifar10.openset.safetensors shipped")
+    sign = tmp_path / "sign.png"
+    photos.text_photo(random.Random(7), photos._fonts()).save(sign)
+    _, caption = why.explain_answer("Photo", None, str(sign), why.PREDICTED, "conv5", None, None)
+    assert "Open-set score" in caption and "**none of the ten** (closest:" in caption and "threshold" in caption
+    ship = str(photo.EXAMPLES_DIR / "cifar10" / "ship.png")
+    assert "**one of the ten**" in why.explain_answer("Photo", None, ship, why.PREDICTED, "conv5", None, None)[1]
+    # a visitor's own model has no open-set file: no score, rather than the shipped model's
+    assert "Open-set" not in why.explain_answer("Photo", None, ship, why.PREDICTED, "conv5", None, untrained_cifar)[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
+from gradio.components.label import LabelConfidence, LabelData
 
 from ..inference import MAX_BATCH
 from .. import openset
@@ -15,6 +16,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 # Below this top probability a visitor's own model (which has no open-set file) says the photo may show none of the ten
 # classes; the shipped model answers by its measured open-set rule (openset.py) instead
 LOW_CONFIDENCE = 0.5
+NONE_HEADLINE = "None of the ten"  # the Top 5's headline when the open-set rule says the photo shows none of them
 
 
 class PhotoInput(gr.Image):
@@ -30,8 +32,24 @@ class PhotoInput(gr.Image):
             return payload.path if payload is not None else None
 
 
+class AnswerLabel(gr.Label):
+    """gr.Label that also takes {"label": headline, "confidences": {class: probability}}, so that the headline can
+    say "None of the ten" above the closest classes' bars instead of titling the closest class as the answer."""
+
+    is_template = True  # rendered by the frontend as a plain gr.Label
+
+    def postprocess(self, value):
+        if isinstance(value, dict) and set(value) == {"label", "confidences"}:
+            shown = list(value["confidences"].items())[:self.num_top_classes]
+            return LabelData(label=value["label"], confidences=[LabelConfidence(label=c, confidence=p)
+                                                                for c, p in shown])
+        return super().postprocess(value)
+
+
 def classify_image(photo, trained=None):
-    """Uploaded photo (a file path) -> (top-5 probabilities, note, the Result kept for the pictures)."""
+    """Uploaded photo (a file path) -> (top-5 probabilities, note, the Result kept for the pictures). When the
+    open-set rule says the photo shows none of the ten, the probabilities come under the headline "None of the ten"
+    ({"label": NONE_HEADLINE, "confidences": probabilities}): they are then only the closest classes."""
     if photo is None:
         return None, "Upload a photo, paste one, use the webcam or click an example.", None
     result = run_model("cifar10", photo, trained)
@@ -46,7 +64,9 @@ def classify_image(photo, trained=None):
     else:
         note = f"Low confidence: best guess **{top}** at {p:.1%}. The photo may not show one of the ten CIFAR-10 " \
             f"classes ({', '.join(PRESETS['cifar10'].classes)})."
-    return result.probabilities, note, result
+    shown = {"label": NONE_HEADLINE, "confidences": result.probabilities} if verdict is not None and verdict.none \
+        else result.probabilities
+    return shown, note, result
 
 
 def image_panel(photo, kept=None, trained=None, all_channels=False):
@@ -72,7 +92,7 @@ def tab(trained: gr.State) -> PhotoInput:
                                 examples_per_page=10)
             with gr.Column(scale=2, min_width=300):
                 note = gr.Markdown("Upload a photo, paste one, use the webcam or click an example.")
-                label = gr.Label(num_top_classes=5, label="Top 5")
+                label = AnswerLabel(num_top_classes=5, label="Top 5")
                 seen = picture("**What the network sees** (32×32 → 50×50)", "What the network sees (32×32 → 50×50)",
                                height=260, elem_id="photo-seen")
         top_maps = top_channels_image(elem_id="photo-top-channels")

@@ -7,7 +7,7 @@ import re
 
 import gradio as gr
 
-from .. import ablation, channels, explain
+from .. import ablation, channels, explain, openset
 from ..data import DataNotFoundError, load_dataset
 from ..explain_figures import ablation_figure, attribution_figure, probe_figure
 from ..models import CONV_LAYERS, PRESETS, layer_table
@@ -45,7 +45,19 @@ def explain_answer(source, drawing, photo, target=PREDICTED, layer="conv5", trai
         occluded = explain.occlusion(classifier, image, target=cam.target)
     caption = (f"It answers **{cam.predicted}**. The maps explain **{cam.target_name}** "
                f"(P = {cam.probability:.1%}): bright = where the evidence for it lies.")
-    return attribution_figure(cam, occluded), caption
+    return attribution_figure(cam, occluded), caption + openset_line(classifier, image)
+
+
+def openset_line(classifier, image) -> str:
+    """The open-set score of a photo, as the Photo tab judges it: score, threshold, verdict; "" for a model without an
+    open-set file (a visitor's own, the drawings')."""
+    with user_errors():
+        verdict = openset.judge(classifier, image)
+    if verdict is None:
+        return ""
+    return (f" Open-set score: its layers' activity lies **{verdict.score:,.0f}** outside the ranges it has on "
+            f"re-photographed training images (threshold {verdict.threshold:,.0f}), so the Photo tab calls it "
+            + ("**none of the ten** (closest: " + verdict.closest + ")." if verdict.none else "**one of the ten**."))
 
 
 def probe_answer(source, drawing, photo, transform="rotation", trained_mnist=None, trained_cifar=None):
