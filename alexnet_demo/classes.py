@@ -3,6 +3,7 @@ read as the Draw and Photo tabs read their input, and the TrainConfig that teach
 from __future__ import annotations
 
 import io
+import math
 import re
 import shutil
 import tempfile
@@ -25,6 +26,7 @@ MAX_PER_CLASS = 500  # examples
 MAX_ZIP_BYTES = 50 * 1024 * 1024  # the zip file itself
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024  # what its members claim to unpack to (a zip bomb is refused unread)
 MIN_PER_CLASS = 2  # one to learn from, one held out to test on
+SNAPSHOTS = 20  # time-lapse pictures a run takes, about (one every steps // SNAPSHOTS steps, and at the end)
 HELD_OUT = 0.2  # of each class's examples, at least one (data.held_out_split)
 ROOT = Path(tempfile.gettempdir()) / "alexnet_demo" / "classes"  # never under checkpoints/
 NAME = re.compile(r"^[\w][\w \-.]{0,39}$")  # a class name is a folder name: letters, digits, space, - _ .
@@ -229,7 +231,11 @@ class Workspace:
                         classifier_width=int(meta.get("classifier_width") or 4096), epochs=3, optimizer="adam",
                         lr=1e-3, schedule="onecycle", augment=True, val_fraction=HELD_OUT, dropout=0.5,
                         batch_size=max(2, min(32, learn // 5)), log_every=1, save_state=False)
-        return TrainConfig(**{**settings, **overrides})
+        settings.update(overrides)
+        # the time-lapse (the first held-out example as the run reads it) about SNAPSHOTS times in the run
+        steps = settings["epochs"] * math.ceil(learn / settings["batch_size"])
+        settings.setdefault("snapshot_every", max(1, steps // SNAPSHOTS))
+        return TrainConfig(**settings)
 
     def dataset_view(self):
         """The examples as the engine reads them (data.load_examples)."""

@@ -81,8 +81,11 @@ def test_teach_three_drawn_classes_then_every_tab_reads_with_them(url, tmp_path)
     assert "**extra**: 1" in counts
     _, counts, _, _ = client.predict("extra", api_name="/classes_delete_class")
     assert "extra" not in counts
-    *_, progress, result, checkpoint = client.predict("classifier", 4, False, api_name="/classes_train")
+    *_, probe, _, snapshot_note, gif, progress, result, checkpoint = client.predict("classifier", 4, False,
+                                                                                     api_name="/classes_train")
     assert progress == "Done." and "Held-out accuracy" in result and "on 6 of your examples" in result
+    # the time-lapse watched a held-out example: its last reading is in the visitor's classes, and a GIF of it
+    assert probe["label"] in NAMES and "it reads the probe as" in snapshot_note and gif.endswith(".gif")
     tensors, meta = read_safetensors(checkpoint)
     assert meta["classes"] == NAMES and meta["init_sha256"] == sha256_of(CHECKPOINT_DIR / "mnist.safetensors")
     assert not str(Path(checkpoint).resolve()).startswith(str(CHECKPOINT_DIR))

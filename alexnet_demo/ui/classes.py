@@ -150,7 +150,9 @@ def _placed(mine: Classifier | None):
     return (mine, gr.skip()) if mine.preset == "mnist" else (gr.skip(), mine)
 
 
-TRAIN_OUTPUTS = ("losses", "accuracies", "progress", "result", "checkpoint", "mine", "trained_mnist", "trained_cifar")
+# the Train tab's outputs this tab shows too (in this order: the API returns them so), then its own
+SHOWN = ("losses", "accuracies", "probe", "layers", "snapshot_note", "gif", "progress")
+TRAIN_OUTPUTS = (*SHOWN, "result", "checkpoint", "mine", "trained_mnist", "trained_cifar")
 
 
 def train_classes(workspace, tune, epochs, amp):
@@ -165,7 +167,7 @@ def train_classes(workspace, tune, epochs, amp):
     training.OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{id(config):x}"
     config.out = str(training.OUTPUT_DIR / f"classes-{workspace.kind}-{stamp}.safetensors")
-    events = training.train_on_device(config, None)
+    events = training.train_on_device(config, None)  # the time-lapse watches the first held-out example
     run = RunView(config, [])
     try:
         for event in events:
@@ -173,12 +175,13 @@ def train_classes(workspace, tune, epochs, amp):
             if outputs is None:
                 continue
             shown = dict(zip(OUTPUTS, outputs))
+            seen = tuple(shown[name] for name in SHOWN)
             if isinstance(event, DoneEvent):
                 mine = shown["trained"] if event.test_accuracy is not None else None
-                yield (shown["losses"], shown["accuracies"], shown["progress"], result_line(event, config),
-                       event.checkpoint, mine if mine is not None else gr.skip(), *_placed(mine))
+                yield (*seen, result_line(event, config), event.checkpoint,
+                       mine if mine is not None else gr.skip(), *_placed(mine))
             else:
-                yield (shown["losses"], shown["accuracies"], shown["progress"], *(gr.skip(),) * 5)
+                yield (*seen, *(gr.skip(),) * 5)
     except (TrainingError, DataNotFoundError) as e:
         raise gr.Error(str(e)) from None
     finally:  # an end, an error, Stop or a closed browser: end the device work, then unlock
@@ -260,6 +263,12 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
             loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Loss", height=240)
             accuracy_plot = gr.LinePlot(x="step", y="value", color="series", title="Accuracy", height=240,
                                         y_lim=[0, 1])
+        with gr.Row(equal_height=False):  # the time-lapse: one held-out example as the run reads it
+            probe = gr.Label(num_top_classes=5, label="How it reads one held-out example", scale=1)
+            layers = gr.Image(label="Its most active channels, conv1 … conv5", interactive=False, format="png",
+                              height=200, scale=2)
+            gif = gr.File(label="Time-lapse (animated GIF)", interactive=False, height=90, scale=1)
+        snapshot_note = gr.Markdown()
         result = gr.Markdown(elem_id="classes-result")
         with gr.Row():
             download = gr.File(label="Your model (safetensors)", interactive=False, height=90)
@@ -282,7 +291,8 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
     wipe.click(clear, workspace, shown, api_name="classes_clear")
     gallery.select(pick, workspace, [chosen, number], api_name=False)
     run = start.click(train_classes, [workspace, tune, epochs, amp],
-                      [loss_plot, accuracy_plot, progress, result, download, mine, trained_mnist, trained_cifar],
+                      [loss_plot, accuracy_plot, probe, layers, snapshot_note, gif, progress, result, download,
+                       mine, trained_mnist, trained_cifar],
                       api_name="classes_train", concurrency_limit=2, show_progress="minimal")
     stop.click(None, cancels=[run])
     upload.upload(continue_from, [workspace, kind, upload], [*shown, mine, trained_mnist, trained_cifar],
