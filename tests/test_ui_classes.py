@@ -109,3 +109,9 @@ def test_teach_three_drawn_classes_then_every_tab_reads_with_them(url, tmp_path)
     assert "Continuing from your checkpoint (circle, square, triangle)" in note and "**square**: 0" in counts
     label, _ = third.predict(drawn(tmp_path, "square", 4000)["composite"], api_name="/classes_classify")
     assert set(c["label"] for c in label["confidences"]) == set(NAMES)
+
+
+def test_the_bf16_box_follows_the_engines_measured_choice_for_each_kind():
+    from alexnet_demo.ui import classes, training
+    for kind, dataset in (("drawings", "mnist"), ("photos", "cifar10")):
+        assert classes.amp_choice(kind) == training.amp_default(dataset)[0]  # measured once, then the same answer

@@ -189,6 +189,11 @@ def train_classes(workspace, tune, epochs, amp):
         training.TRAIN_LOCK.release()
 
 
+def amp_choice(kind):
+    """The bf16 box as the Train tab would preselect it for this kind's model (measured once per machine)."""
+    return training.training_format(KINDS.get(kind, "mnist"))[0]
+
+
 def result_line(event: DoneEvent, config) -> str:
     if event.test_accuracy is None:
         return "Stopped before the end: your model was not changed."
@@ -254,8 +259,8 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
                             "connected ones, seconds on a CPU; head: the new last layer only; conv5, all: more of "
                             "the net, for a GPU)")
             epochs = gr.Slider(1, 30, value=3, step=1, label="Epochs")
-            # preselected where the Train tab measured bf16 faster on this CPU (bench/classes.py: 16.1 s fp32,
-            # 12.0 s bf16 for 10 classes x 20 drawings on 2 cores of an AMD EPYC)
+            # preselected where the engine's step measured bf16 faster on this CPU, when the tab is opened and the
+            # kind changes (bench/classes.py: 16.1 s fp32, 12.0 s bf16 for 10 classes x 20 drawings, AMD EPYC)
             amp = gr.Checkbox(value=lambda: training.amp_default("mnist")[0], label="bf16 mixed precision")
         with gr.Row():
             start = gr.Button("Train my classes", variant="primary", elem_id="train-classes")
@@ -266,7 +271,7 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
             accuracy_plot = gr.LinePlot(x="step", y="value", color="series", title="Accuracy", height=240,
                                         y_lim=[0, 1])
         with gr.Row(equal_height=False):  # the time-lapse: one held-out example as the run reads it
-            probe = gr.Label(num_top_classes=5, label="How it reads one held-out example", scale=1)
+            probe = gr.Label(num_top_classes=5, label="A held-out example", scale=1)
             layers = gr.Image(label="Its most active channels, conv1 … conv5", interactive=False, format="png",
                               height=200, scale=2)
             gif = gr.File(label="Time-lapse (animated GIF)", interactive=False, height=90, scale=1)
@@ -301,3 +306,6 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
                   api_name="classes_continue")
     trial.change(classify, [trial, mine], [answer, seen], api_name="classes_classify")
     page.select(None, js=SELECT_CLASSES_BRUSH)
+    for opened in (page.select, kind.change):
+        opened(amp_choice, kind, amp, api_name=False, concurrency_limit=1, concurrency_id="training-format",
+               show_progress="hidden")
