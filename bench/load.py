@@ -8,7 +8,8 @@ p95 <= 1 s with no failure.
 
 Each visitor does what the page does after a stroke: /classify_digit (the probabilities), then /digit_panel (what
 the network sees and the top channels, of the answer kept in the session). Reports failed requests, p50/p95 time to
-the probabilities and to the full panel, and the training run's images/s against the same run alone. Bounded in count and time; 127.0.0.1 only.
+the probabilities and to the full panel, and the training run's images/s against the same run alone. Bounded in
+count and time; 127.0.0.1 only.
 """
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 sys.path.insert(0, str(ROOT / "tests"))
-from browser import DESKTOP, brush_ready, chromium, shape, stroke, wait_until  # noqa: E402  (as the tests drive it)
+# the browser and the hand the tests use
+from browser import DESKTOP, brush_ready, chromium, shape, stroke, undo_enabled, wait_until  # noqa: E402
 
 CLASSES = ("circle", "triangle", "square")  # the Your classes tab's shot: 4 drawn examples of each, trained
 
@@ -55,18 +56,19 @@ def teach_classes(page, per_class: int = 4):
     rng = np.random.default_rng(0)
     page.get_by_role("tab", name="Your classes").click()
     page.wait_for_selector("#classes-sketch canvas", state="visible", timeout=60_000)
-    undo = "document.querySelector('#classes-sketch button[aria-label=Undo]')"
     for name in CLASSES:
         page.locator("#class-name textarea, #class-name input").first.fill(name)
         for i in range(per_class):
             brush_ready(page, "#classes-sketch")
             for points in shape(name, rng):
                 stroke(page, "#classes-sketch", points, steps=2)
-            wait_until(page, f"() => {undo} && !{undo}.disabled")
+            if not undo_enabled(page, "#classes-sketch", True):
+                raise RuntimeError(f"the editor never took {name} {i + 1}")
             page.locator("#add-drawing").click()
             wait_until(page, f"() => document.querySelector('#classes-counts')?.innerText.includes('{name}: {i + 1}')")
             page.locator('#classes-sketch button[aria-label="Clear canvas"]').click()
-            wait_until(page, f"() => {undo} && {undo}.disabled")
+            if not undo_enabled(page, "#classes-sketch", False):
+                raise RuntimeError("Clear canvas left the drawing")
     page.locator("#train-classes").click()
     wait_until(page, "() => document.querySelector('#classes-result')?.innerText.includes('Held-out accuracy')",
                timeout=300_000)

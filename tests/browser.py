@@ -70,7 +70,8 @@ def brush_ready(page, selector: str = "#sketch", timeout: float = 60_000) -> Non
 
 
 def shape(name: str, rng) -> list[list[tuple[float, float]]]:
-    """Strokes of a circle, triangle or square (`name`) in paper fractions, at a random size and place, each point wobbling as a hand does."""
+    """Strokes of a circle, triangle or square (`name`) in paper fractions, at a random size and place, each point
+    wobbling as a hand does."""
     r, (cx, cy) = rng.uniform(0.2, 0.3), rng.uniform(0.38, 0.62, 2)
     if name == "circle":
         points = [(cos(t), sin(t)) for t in np.linspace(0, 2 * pi, 16)]
@@ -79,3 +80,15 @@ def shape(name: str, rng) -> list[list[tuple[float, float]]]:
     else:
         points = [(-0.8, -0.8), (0.8, -0.8), (0.8, 0.8), (-0.8, 0.8), (-0.8, -0.8)]
     return [[(cx + r * x + rng.normal(0, 0.008), cy + r * y + rng.normal(0, 0.008)) for x, y in points]]
+
+
+def undo_enabled(page, selector: str, enabled: bool, timeout: float = 60_000) -> bool:
+    """Wait until the editor's Undo button is enabled (it has taken a stroke) or disabled (it is empty again): the
+    editor's own state, rather than a pause, before adding a drawing or drawing the next. False if it never was."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    undo = f"document.querySelector('{selector} button[aria-label=Undo]')"
+    try:
+        wait_until(page, f"() => {undo} && {undo}.disabled === {str(not enabled).lower()}", timeout=timeout)
+        return True
+    except PlaywrightTimeout:
+        return False

@@ -10,20 +10,10 @@ pytest.importorskip("gradio")
 playwright = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-from browser import CHROMIUM, DESKTOP, SHOTS, brush_ready, chromium, shape, stroke, wait_until  # noqa: E402
+from browser import (CHROMIUM, DESKTOP, SHOTS, brush_ready, chromium, shape, stroke,  # noqa: E402
+                     undo_enabled, wait_until)
 NAMES = ("circle", "triangle", "square")
 PER_CLASS = 6
-
-
-def undo_enabled(page, selector: str, enabled: bool, timeout: float = 60_000) -> bool:
-    """Wait until the editor's Undo button is enabled (it has taken a stroke) or disabled (it is empty again): the
-    editor's own state, rather than a pause, before adding a drawing or drawing the next. False if it never was."""
-    undo = f"document.querySelector('{selector} button[aria-label=Undo]')"
-    try:
-        wait_until(page, f"() => {undo} && {undo}.disabled === {str(not enabled).lower()}", timeout=timeout)
-        return True
-    except playwright.TimeoutError:
-        return False
 
 
 def draw(page, selector: str, strokes) -> None:
@@ -98,7 +88,8 @@ def test_the_draw_tab_reads_a_new_drawing_of_each_class(page):
                              ".includes('Draw a digit')")
     assert answer(page) == NAMES[-1]
     # the pictures follow from the visitor's model too: what it sees, and its most active channels
-    wait_until(page, "() => document.querySelector('#digit-seen img') && document.querySelector('#digit-top-channels img')")
+    wait_until(page, "() => document.querySelector('#digit-seen img')"
+                     " && document.querySelector('#digit-top-channels img')")
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / "classes-3-draw-pictures.png"), full_page=True)
 
