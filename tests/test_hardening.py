@@ -45,7 +45,7 @@ def test_every_canvas_gets_an_answer_or_a_clear_message(kind, untrained_mnist):
     label, note, kept = drawing.classify_digit(canvas(kind), untrained_mnist)
     seen = drawing.digit_panel(kept)[0]
     if isinstance(label, str):
-        assert label == "Draw a digit" and "Nothing drawn" in note
+        assert label == "Draw a digit 0–9" and "Nothing drawn" in note
     else:
         assert abs(sum(label.values()) - 1) < 1e-4 and np.asarray(seen).shape[:2] == (224, 224) and note
 

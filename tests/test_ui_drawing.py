@@ -12,8 +12,8 @@ from conftest import sketch_value  # noqa: E402
 
 def test_blank_canvas_asks_for_a_digit(untrained_mnist):
     label, note, kept = drawing.classify_digit(sketch_value(draw=False), untrained_mnist)
-    assert label == "Draw a digit" and kept is None and "Nothing drawn" in note
-    assert drawing.classify_digit(None, untrained_mnist)[0] == "Draw a digit"
+    assert label == "Draw a digit 0–9" and kept is None and "Nothing drawn" in note
+    assert drawing.classify_digit(None, untrained_mnist)[0] == "Draw a digit 0–9"
     assert drawing.digit_panel(None, True) == (None, None, [])
 
 
@@ -55,7 +55,7 @@ def test_identical_requests_get_identical_pictures_in_distinct_files(untrained_m
 
 def test_cleared_canvas_asks_for_a_digit(untrained_mnist):
     cleared = {"background": None, "layers": [], "composite": None}
-    assert drawing.classify_digit(cleared, untrained_mnist)[0] == "Draw a digit"
+    assert drawing.classify_digit(cleared, untrained_mnist)[0] == "Draw a digit 0–9"
 
 
 def test_a_filled_blob_is_not_sure_rather_than_a_confident_digit(untrained_mnist):
@@ -69,4 +69,17 @@ def test_a_filled_blob_is_not_sure_rather_than_a_confident_digit(untrained_mnist
 def test_clear_empties_every_output_of_the_old_digit():
     from alexnet_demo.ui import drawing
     label, note, kept, seen, top, maps = drawing.cleared()
-    assert label == "Draw a digit" and "Draw a digit" in note and (kept, seen, top, maps) == (None, None, None, [])
+    assert label == "Draw a digit 0–9" and "Draw a digit" in note and (kept, seen, top, maps) == (None, None, None, [])
+
+
+def test_with_a_visitors_own_classes_the_tab_asks_for_them_not_for_digits(untrained_mnist):
+    import copy
+    mine = copy.copy(untrained_mnist)
+    mine.classes = ("circle", "triangle", "square")
+    assert drawing.ask(None) == drawing.ask(untrained_mnist) == "Draw a digit 0–9"
+    assert drawing.ask(mine) == "Draw a circle, a triangle or a square"
+    sketch_label, note = drawing.prompts(mine)
+    assert sketch_label["label"] == "Draw a circle, a triangle or a square" and "circle, triangle, square" in note
+    assert drawing.classify_digit(None, mine)[0] == "Draw a circle, a triangle or a square"
+    assert drawing.cleared(mine)[1] == "Draw a circle, a triangle or a square on the canvas."
+    assert drawing.prompts(None)[0]["label"] == "Draw a digit 0–9" and "digit" in drawing.prompts(None)[1]

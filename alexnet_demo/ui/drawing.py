@@ -6,6 +6,7 @@ import gradio as gr
 
 from ..confidence import doubt
 from ..inference import MAX_BATCH
+from ..models import MNIST_CLASSES
 from .common import current_result, grids, is_blank, panel, picture, run_model, top_channels_image
 
 def select_brush(selector: str, on_clear: str = "") -> str:
@@ -53,13 +54,32 @@ SELECT_BRUSH = select_brush("#sketch", on_clear="document.body.classList.add('di
 SHOW_ANSWER = "() => { document.body.classList.remove('digit-cleared'); }"
 
 
+
+
+def ask(trained=None) -> str:
+    """What to draw for the model that answers: a digit, or one of a visitor's own classes (Your classes tab)."""
+    if trained is None or tuple(trained.classes) == tuple(MNIST_CLASSES):
+        return "Draw a digit 0–9"
+    names = list(trained.classes)
+    return "Draw a " + (names[0] if len(names) == 1 else ", a ".join(names[:-1]) + " or a " + names[-1])
+
+
+def prompts(trained=None):
+    """(sketchpad label, note) when the Draw tab's model changes: a visitor's own classes answer here after the Your
+    classes tab trains, and the page should not go on asking for digits."""
+    if trained is None or tuple(trained.classes) == tuple(MNIST_CLASSES):
+        return gr.update(label=ask(trained)), "Draw a digit 0–9 on the canvas: the answer updates after every stroke."
+    return gr.update(label=ask(trained)), (f"Your own model answers here now ({', '.join(trained.classes)}): "
+                                           f"{ask(trained).lower()}; the answer updates after every stroke.")
+
+
 def classify_digit(drawing, trained=None):
     """Sketchpad value -> (probabilities, note, the Result kept for the pictures): the fast half of an answer."""
     if is_blank(drawing):
-        return "Draw a digit", "Draw a digit 0–9 on the canvas.", None
+        return ask(trained), f"{ask(trained)} on the canvas.", None
     result = run_model("mnist", drawing, trained)
     if not result.probabilities:
-        return "Draw a digit", "Nothing drawn yet: draw a digit 0–9 on the canvas.", None
+        return ask(trained), f"Nothing drawn yet: {ask(trained).lower()} on the canvas.", None
     top, p = next(iter(result.probabilities.items()))
     reason = doubt(drawing, result.probabilities)  # measured on letters, scribbles and blobs: see confidence.py
     note = f"It reads **{top}** ({p:.1%})." if reason is None else \
@@ -67,9 +87,9 @@ def classify_digit(drawing, trained=None):
     return result.probabilities, note, result
 
 
-def cleared():
+def cleared(trained=None):
     """The Draw tab's outputs for a cleared canvas: (probabilities, note, kept, seen, top channels, every channel)."""
-    return "Draw a digit", "Draw a digit 0–9 on the canvas.", None, None, None, []
+    return ask(trained), f"{ask(trained)} on the canvas.", None, None, None, []
 
 
 def digit_panel(kept=None, all_channels=False):
@@ -115,9 +135,10 @@ def tab(trained: gr.State) -> gr.Sketchpad:
                 show_progress="hidden", concurrency_limit=1,
                 concurrency_id="pictures")
     # Clear: the page hides the old answer at once (SELECT_BRUSH), the server empties it, then it is shown again
-    sketch.clear(cleared, None, [label, note, kept, seen, top_maps, maps], api_name=False, queue=False,
+    sketch.clear(cleared, trained, [label, note, kept, seen, top_maps, maps], api_name=False, queue=False,
                  show_progress="hidden").then(None, js=SHOW_ANSWER)
     every.expand(lambda: True, None, grids_open, api_name=False, queue=False).then(
         digit_grids, [sketch, kept, trained], maps, api_name=False, concurrency_limit=2)
     every.collapse(lambda: False, None, grids_open, api_name=False, queue=False)
+    trained.change(prompts, trained, [sketch, note], api_name=False, queue=False, show_progress="hidden")
     return sketch
