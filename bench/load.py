@@ -1,4 +1,4 @@
-"""Load test on loopback: N gradio_client visitors, each in its own process, draw digits for S seconds, with or
+"""Load test on loopback: N visitors, each in its own process, draw digits for S seconds, with or
 without a training run streaming beside them; or the capacity: the most visitors whose probabilities stay at
 p95 <= 1 s with no failure.
 
@@ -6,9 +6,10 @@ p95 <= 1 s with no failure.
     ALEXNET_DEMO_DATA=../shared/data python bench/load.py --capacity 20,30,40,60,80 --training both \\
         --app /tmp/baseline --app .        (a baseline checkout beside this one, in one run)
 
-Each visitor does what the page does after a stroke: /classify_digit (the probabilities), then /digit_panel (what
-the network sees and the top channels, of the answer kept in the session). Reports failed requests, p50/p95 time to
-the probabilities and to the full panel, and the training run's images/s against the same run alone. Bounded in
+Each visitor sends what the page sends for a stroke (PageVisitor: the Sketchpad's pictures, then /classify_digit,
+which streams the probabilities and then what the network sees and the top channels, then the two pictures;
+`--client gradio_client`: the same event as an API caller sends it). Reports failed requests, p50/p95 time to the
+probabilities and to the pictures, and the training run's images/s against the same run alone. Bounded in
 count and time; 127.0.0.1 only.
 """
 from __future__ import annotations
@@ -72,22 +73,122 @@ def percentiles(seconds: list[float]) -> dict:
     return {"p50_ms": statistics.median(ms) if ms else None, "p95_ms": ms[int(0.95 * (len(ms) - 1))] if ms else None}
 
 
+class PageVisitor:
+    """What the page itself sends for one stroke, with httpx as the browser, as gradio 6.31's page was seen to
+    (tests/test_browser.py): the Sketchpad's three pictures (background, composite, layer) each POSTed to the
+    editor's accept_blobs and uploaded for its own value, once before the stroke's event and twice more once it has
+    started (9 uploads; 24 for apps whose pictures came in a chained event); the event joined to the queue naming
+    the editor's blobs, its answer read from the session's event stream (the probabilities, then the pictures); the
+    two pictures fetched as <img> do. gradio_client sends none of the editor's blobs and one upload a picture."""
+
+    UPLOADS = 3  # each picture's uploads a stroke beside its blob, with one event a stroke (apps since 2026-12-02)
+
+    def __init__(self, url: str, png: str):
+        import io
+        import uuid
+
+        import httpx
+        from PIL import Image
+        self.http = httpx.Client(base_url=url.rstrip("/") + "/", timeout=60)
+        config = self.http.get("config").json()
+        self.api = config.get("api_prefix", "/gradio_api").strip("/") + "/"
+        self.events = {d.get("api_name"): d for d in config["dependencies"]}
+        # apps before 2026-12-02 drew the pictures in a second event chained to the first, for which the page
+        # uploaded the pictures 8 times each: 24 uploads a stroke, measured in the browser
+        self.uploads = self.UPLOADS if "digit_panel" not in self.events else 8
+        self.session = uuid.uuid4().hex[:11]  # the page's session hash: the answer kept for the pictures lives there
+        blank = io.BytesIO()
+        Image.new("RGBA", (480, 480)).save(blank, "PNG")  # the editor's empty background
+        drawing = Path(png).read_bytes()
+        self.pictures = {"background": blank.getvalue(), "composite": drawing, "layer": drawing}
+
+    def _event(self, api_name: str, data: list):
+        """Yields the event's outputs (diffs applied) as they stream in; None for the page's States."""
+        from gradio_client.utils import apply_diff
+        event = self.events[api_name]
+        joined = self.http.post(f"{self.api}queue/join", json={
+            "data": data, "event_data": None, "fn_index": event["id"], "trigger_id": event["targets"][0][0],
+            "session_hash": self.session})
+        joined.raise_for_status()
+        event_id, outputs = joined.json()["event_id"], None
+        with self.http.stream("GET", f"{self.api}queue/data", params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("event_id") != event_id:
+                    continue
+                if message.get("msg") == "process_generating":
+                    data = message["output"]["data"]
+                    outputs = data if outputs is None else [apply_diff(o, d) for o, d in zip(outputs, data)]
+                    yield outputs
+                elif message.get("msg") == "process_completed":
+                    if not message.get("success"):
+                        raise RuntimeError(f"{api_name} failed: {str(message)[:200]}")
+                    if outputs is None:  # not a generator: its one answer
+                        yield message["output"]["data"]
+                    return
+        raise RuntimeError(f"{api_name}: the event stream ended without its answer")
+
+    def _upload(self, name: str, picture: bytes):
+        self.http.post(f"{self.api}upload", files={"files": (name, picture, "image/png")}).raise_for_status()
+
+    def stroke(self) -> tuple[dict, float, list]:
+        """(the probabilities, s to them, the pictures) for one stroke."""
+        import uuid
+        t0 = time.perf_counter()
+        blobs, sketch = uuid.uuid4().hex[:11], self.events["classify_digit"]["targets"][0][0]
+        for kind, picture in self.pictures.items():
+            name = "layer_0.png" if kind == "layer" else f"{kind}.png"
+            self.http.post(f"{self.api}component_server/", files={"file": (name, picture, "image/png")}, data={
+                "id": blobs, "type": kind, "index": "0" if kind == "layer" else "null", "component_id": str(sketch),
+                "session_hash": self.session, "fn_name": "accept_blobs"}).raise_for_status()
+            self._upload(name, picture)
+        inputs = [{"id": blobs}] + [None] * (len(self.events["classify_digit"]["inputs"]) - 1)
+        if len(inputs) == 3:
+            inputs[2] = False  # every channel's grids: closed
+        updates = self._event("classify_digit", inputs)
+        label = next(updates)[0]
+        to_probabilities = time.perf_counter() - t0
+        for kind, picture in self.pictures.items():  # the page's other uploads come after the event has started
+            for _ in range(self.uploads - 1):
+                self._upload("layer_0.png" if kind == "layer" else f"{kind}.png", picture)
+        if "digit_panel" in self.events:  # apps before 2026-12-02: the pictures in an event of their own
+            pictures = list(self._event("digit_panel", [None, False]))[-1][:2]
+        else:
+            pictures = list(updates)[-1][3:5]
+        for picture in pictures:
+            self.http.get(picture["url"]).raise_for_status()
+        return label, to_probabilities, pictures
+
+
 def visitor_process(url: str, index: int, folder: str, start_at: float, deadline: float, results,
-                    think: float = 0.0) -> None:
+                    think: float = 0.0, client_kind: str = "page") -> None:
     """One visitor in its own process (as real visitors are: their clients never share the bench's GIL): draws
-    until the deadline, each answer as the page gets it (probabilities, then the panel), then `think` s before the
-    next stroke (0: at once, a visitor drawing flat out); reports ("ok", seconds to the probabilities, seconds to
-    the panel) or ("failed", why) for each stroke."""
+    until the deadline, each answer as the page gets it (probabilities, then the pictures), then `think` s before
+    the next stroke (0: at once, a visitor drawing flat out); reports ("ok", seconds to the probabilities, seconds
+    to the pictures) or ("failed", why) for each stroke. `client_kind` "page": the page's own requests
+    (PageVisitor); "gradio_client": an API caller's (lighter: one upload a stroke, no editor blobs; this bench's
+    visitor until 2026-12-02)."""
     from gradio_client import handle_file
 
     path = digit_png(Path(folder), index)
     value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
     try:
-        client = connect(url)
-        # as the page does: the panel of the answer just given takes the drawing again in apps before 2026-12-02
-        # (the baseline), and only whether every channel is open since (it reads the answer kept in the session)
-        panel = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/digit_panel"]
-        panel_args = (value,) if len(panel["parameters"]) > 1 else ()
+        if client_kind == "page":
+            stroke = PageVisitor(url, path).stroke
+        else:
+            client = connect(url)
+            endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+
+            def stroke():
+                t0 = time.perf_counter()
+                if "/digit_panel" in endpoints:  # apps before 2026-12-02: the pictures in an event of their own
+                    label = client.predict(value, api_name="/classify_digit")[0]
+                    to_probabilities = time.perf_counter() - t0
+                    return label, to_probabilities, client.predict(False, api_name="/digit_panel")[:2]
+                job = client.submit(value, False, api_name="/classify_digit")
+                label = next(iter(job))[0]  # the first update: the probabilities
+                to_probabilities = time.perf_counter() - t0
+                return label, to_probabilities, job.result()[2:4]
     except Exception as e:  # a visitor that cannot even open the page is a failure too
         results.put(("failed", f"connect: {e!r}"))
         return
@@ -97,13 +198,11 @@ def visitor_process(url: str, index: int, folder: str, start_at: float, deadline
     while time.monotonic() < deadline:
         t0 = time.perf_counter()
         try:
-            label = client.predict(value, api_name="/classify_digit")[0]
-            t1 = time.perf_counter()
-            seen, top, _ = client.predict(*panel_args, api_name="/digit_panel")
-            ok = isinstance(label, dict) and label.get("label") is not None and bool(seen) and bool(top)
+            label, to_probabilities, pictures = stroke()
+            ok = isinstance(label, dict) and bool(label.get("confidences")) and all(pictures)  # an answer
         except Exception as e:  # a failed request is what this test counts
             ok, label = False, repr(e)
-        results.put(("ok", t1 - t0, time.perf_counter() - t0) if ok else ("failed", str(label)[:300]))
+        results.put(("ok", to_probabilities, time.perf_counter() - t0) if ok else ("failed", str(label)[:300]))
         time.sleep(min(think, max(0.0, deadline - time.monotonic())))
     usage = resource.getrusage(resource.RUSAGE_SELF)  # this visitor's own CPU: it shares the app's cores here
     results.put(("cpu", usage.ru_utime + usage.ru_stime - cpu_at_start))
@@ -119,7 +218,7 @@ def cpu_s(pid: int | None) -> float | None:
 
 
 def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True,
-             think: float = 0.0, server_pid: int | None = None) -> dict:
+             think: float = 0.0, server_pid: int | None = None, client_kind: str = "page") -> dict:
     """`clients` visitors, each in its own process, draw for `seconds` (after all have connected), `think` s
     between an answer and the next stroke; returns counts, both latencies (to the probabilities, to the panel)
     and the training run's rates. With `server_pid`, also the app's CPU ms per answer: the visitors' clients
@@ -133,7 +232,7 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
     deadline = start_at + seconds
     job = connect(url).submit(**TRAIN_FORM, api_name="/train") if with_training else None
     processes = [context.Process(target=visitor_process, daemon=True,
-                                 args=(url, i, str(folder), start_at, deadline, results, think))
+                                 args=(url, i, str(folder), start_at, deadline, results, think, client_kind))
                  for i in range(clients)]
     for p in processes:
         p.start()
@@ -180,12 +279,13 @@ def meets(result: dict, p95_ms: float) -> bool:
 
 
 def capacity(url: str, counts: list[int], seconds: float, folder: Path, with_training: bool, p95_ms: float,
-             think: float = 0.0, server_pid: int | None = None):
+             think: float = 0.0, server_pid: int | None = None, client_kind: str = "page"):
     """The largest visitor count in `counts` (ascending) whose probabilities stay at p95 <= `p95_ms` with no
     failure; stops at the first count that misses. (largest or 0, every step's result)"""
     steps, largest = [], 0
     for n in counts:
-        result = run_load(url, n, seconds, folder, with_training=with_training, think=think, server_pid=server_pid)
+        result = run_load(url, n, seconds, folder, with_training=with_training, think=think, server_pid=server_pid,
+                          client_kind=client_kind)
         steps.append(result)
         print(json.dumps({k: result[k] for k in ("clients", "failed", "p50_ms", "p95_ms", "answers_per_s",
                                                  "server_cpu_ms_per_answer", "visitors_cpu_ms_per_answer")}),
@@ -242,6 +342,9 @@ def main(argv=None) -> int:
     parser.add_argument("--app", action="append", type=Path, default=None, metavar="DIR",
                         help="checkout whose app.py to serve (repeat to compare, e.g. a baseline commit's "
                              "`git worktree`); default: this one")
+    parser.add_argument("--client", choices=("page", "gradio_client"), default="page",
+                        help="each visitor's requests: the page's own (the Sketchpad's blobs and uploads, each event "
+                             "as the page sends it), or an API caller's through gradio_client (lighter)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -257,11 +360,11 @@ def main(argv=None) -> int:
                 if args.capacity:
                     counts = sorted(int(n) for n in args.capacity.split(","))
                     largest, steps = capacity(url, counts, args.seconds, args.out, with_training, args.p95_ms,
-                                              args.think, server.pid)
+                                              args.think, server.pid, args.client)
                     row = {"largest_visitors": largest, "steps": steps}
                 else:
                     row = run_load(url, args.clients, args.seconds, args.out, with_training=with_training,
-                                   think=args.think, server_pid=server.pid)
+                                   think=args.think, server_pid=server.pid, client_kind=args.client)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -270,7 +373,7 @@ def main(argv=None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     result = {"rows": rows, "p95_target_ms": args.p95_ms, "cpu": cpu_name(), "cores": os.cpu_count(),
-              "server": "python app.py in its own process; each visitor a gradio_client in its own process"}
+              "server": "python app.py in its own process", "visitors": f"each in its own process, {args.client}"}
     (args.out / "load.json").write_text(json.dumps(result, indent=2))
     for row in rows:
         what = f"largest {row['largest_visitors']} visitors" if "largest_visitors" in row else \

@@ -80,7 +80,16 @@ def draw_and_read(page, points, digit: str, shot: str):
 
 def test_drawing_a_one_is_read_as_one(page):
     brush_is_chosen(page)
+    posted = []  # what the page POSTs for a stroke, which bench/load.py's PageVisitor sends as its visitors do
+    page.on("request", lambda r: posted.append(r.url.split("/gradio_api/")[-1].split("?")[0])
+            if r.method == "POST" else None)
     draw_and_read(page, [(0.5, 0.2), (0.5, 0.8)], "1", "1-draw-one.png")  # fractions of the paper
+    wait_for_new_panel(page, "")
+    page.wait_for_timeout(2000)  # the page's uploads of its own value come after the answer
+    # the editor's three pictures to its accept_blobs, each uploaded 3 times more (24 times with the pictures in a
+    # chained event: drawing.answer_digit), and one event for the probabilities and the pictures
+    assert posted.count("component_server/") == 3 and posted.count("upload") == 9, posted
+    assert posted.count("queue/join") == 1, posted
     page.screenshot(path=str(SHOTS / "1-draw.png"), full_page=True)
     zoom = page.evaluate(ZOOM)
     page.locator('#sketch button[aria-label="Clear canvas"]').click()

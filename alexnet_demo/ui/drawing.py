@@ -93,10 +93,19 @@ def cleared(trained=None):
 
 
 def digit_panel(kept=None, all_channels=False):
-    """(what the network sees, each layer's most active channels, every channel's grids if open) of the answer the
-    probabilities event just gave (`kept`): the pictures of the very answer shown, without sending the drawing
-    again (an upload and a decode of three 480x480 PNGs a stroke: bench/load.py). A newer stroke has its own."""
+    """(what the network sees, each layer's most active channels, every channel's grids if open) of an answer
+    (`kept`), without the drawing again: an upload and a decode of three 480x480 PNGs less (bench/load.py)."""
     return panel(kept, all_channels)
+
+
+def answer_digit(drawing, trained=None, all_channels=False):
+    """A stroke's whole answer in one event: the probabilities at once, then its pictures. One event rather than
+    two chained ones: gradio 6.31's page uploads the Sketchpad's three pictures again for each event of a chain
+    (24 uploads a stroke with the pictures in a .then(), 9 in one event; ~2 ms of the
+    app's CPU each; tests/test_browser.py counts them)."""
+    label, note, kept = classify_digit(drawing, trained)
+    yield label, note, kept, gr.skip(), gr.skip(), gr.skip()  # the old pictures stay until the new ones are drawn
+    yield label, note, kept, *digit_panel(kept, all_channels)
 
 
 def digit_grids(drawing, kept=None, trained=None):
@@ -127,13 +136,9 @@ def tab(trained: gr.State) -> gr.Sketchpad:
             maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this drawing (after ReLU)", columns=5,
                               height=300, object_fit="contain", format="png")
     # As many at once as one batched forward takes: concurrent visitors' inputs share a forward (inference.py)
-    answer = sketch.change(classify_digit, [sketch, trained], [label, note, kept], api_name="classify_digit",
-                           show_progress="hidden", concurrency_limit=MAX_BATCH, trigger_mode="always_last")
-    # One worker for all visitors' pictures (this tab's and the other's), so that the probabilities, which come
-    # first, never wait behind them (bench/load.py: 20 visitors drawing on 2 cores while a run trains).
-    answer.then(digit_panel, [kept, grids_open], [seen, top_maps, maps], api_name="digit_panel",
-                show_progress="hidden", concurrency_limit=1,
-                concurrency_id="pictures")
+    sketch.change(answer_digit, [sketch, trained, grids_open], [label, note, kept, seen, top_maps, maps],
+                  api_name="classify_digit", show_progress="hidden", concurrency_limit=MAX_BATCH,
+                  trigger_mode="always_last")
     # Clear: the page hides the old answer at once (SELECT_BRUSH), the server empties it, then it is shown again
     sketch.clear(cleared, trained, [label, note, kept, seen, top_maps, maps], api_name=False, queue=False,
                  show_progress="hidden").then(None, js=SHOW_ANSWER)
