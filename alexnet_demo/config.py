@@ -47,6 +47,11 @@ class TrainConfig:
     outliers: float = field(default=0.0, metadata={
         "help": "outlier images per training image (0 to 1: jigsaws of training photos and colour fields, "
                 "photo_augment.outlier_images), trained towards equal probabilities (outlier exposure); CIFAR-10 only"})
+    distill: float = field(default=0.0, metadata={
+        "help": "weight (0 to 10; 0: off) of a knowledge-distillation term beside the class loss: the init file, "
+                "frozen, is the teacher, and every training image, re-photographed or not, is pulled towards the "
+                "teacher's softened probabilities for the same image as it is (training.distill_loss, Hinton et al. "
+                "2015); keeps what the init file knows while fine-tuning; needs init"})
     subset: int | None = field(default=None, metadata={"help": "training images to use, stratified; None: all"})
     val_fraction: float = field(default=0.0, metadata={
         "help": "held out of training (stratified) and evaluated each epoch; 0: evaluate on test each epoch"})
@@ -117,6 +122,8 @@ class TrainConfig:
              "photo", "a share from 0 to 1, and 0 unless the dataset is cifar10 (photo framing is a photo's)")
         need(_is_num(self.outliers) and 0 <= self.outliers <= 1 and (self.outliers == 0 or self.dataset == "cifar10"),
              "outliers", "0 to 1 outlier images per training image, and 0 unless the dataset is cifar10")
+        need(_is_num(self.distill) and 0 <= self.distill <= 10, "distill", "a weight from 0 (off) to 10")
+        need(self.distill == 0 or bool(self.init), "distill", "0 unless init names the checkpoint that teaches")
         need(self.tune in TUNES, "tune", f"one of {TUNES}")
         need(self.tune == "all" or bool(self.init), "tune",
              "all unless init names a checkpoint to start from (frozen layers keep its weights)")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .checkpoints import CheckpointError, load_state, start_from
+from .checkpoints import CheckpointError, load_checkpoint, load_state, start_from
 from .config import PARENTS, RECIPES, TrainConfig
 from .data import (DOWNLOAD_SIZES, Dataset, dataset_on_disk, held_out_split, load_dataset, load_examples,
                    prepare_batch, stratified_split, with_drawn)
@@ -76,6 +76,7 @@ class Run:
     probe: torch.Tensor | None = None  # (1, C, H, W) prepared on the device, when snapshots are taken
     world: distributed.World = field(default_factory=distributed.World)
     net: torch.nn.Module | None = None  # what the steps call: `model`, or DDP around it under torchrun
+    teacher: torch.nn.Module | None = None  # config.distill: the init file, frozen, in eval mode, on the device
     started: float = field(default_factory=time.perf_counter)
     start_epoch: int = 0
     step: int = 0
@@ -160,6 +161,13 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
     if config.init:  # fine-tuning: the parent's weights, and its fingerprint in every checkpoint this run writes
         extra_meta = {**start_from(model, config.init, config, full_train.classes), **(extra_meta or {})}
     freeze(model, config.tune)
+    teacher = None
+    if config.distill > 0:  # the init file as loaded (float16 weights, upcast), frozen: the student starts as it
+        teacher, meta = load_checkpoint(config.init)
+        if list(meta["classes"]) != list(full_train.classes):
+            raise ValueError(f"distill={config.distill} needs the init file's classes {meta['classes']}, not "
+                             f"{list(full_train.classes)}: its probabilities are what the run is pulled towards")
+        teacher = teacher.to(device, memory_format=memory_format).requires_grad_(False)
     optimizer = make_optimizer(config, model, device)
     steps_per_epoch = len(train_data) // config.batch_size  # the last partial batch is dropped (BatchNorm)
     if config.max_batches:
@@ -168,7 +176,7 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
     return Run(config, device, generator, full_train.classes, train_data.to(device), eval_data.to(device),
                eval_split, test, model, optimizer, Schedule(config, optimizer, config.epochs * steps_per_epoch),
                steps_per_epoch, extra_meta or {}, probe if config.snapshot_every else None, world, net,
-               started=started)
+               teacher=teacher, started=started)
 
 
 def frozen_modules(model: torch.nn.Module, tune: str) -> list[torch.nn.Module]:

@@ -38,15 +38,29 @@ from .staging import (Run, _stratified_take, device_name, frozen_modules, pick_d
 # ---- one step ----------------------------------------------------------------------------------------------
 
 
-def train_step(model, optimizer, x, y, config: TrainConfig, outliers: torch.Tensor | None = None):
+DISTILL_TEMPERATURE = 2.0  # softens both distributions in the distillation term (Hinton et al. 2015 use 1 to 20)
+
+
+def distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, t: float = DISTILL_TEMPERATURE) -> torch.Tensor:
+    """KL(teacher || student) of the probabilities at temperature `t`, mean over the batch, times t² so that its
+    gradients keep their size whatever `t` (Hinton et al. 2015); 0 when the logits agree."""
+    return F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1), log_target=True,
+                    reduction="batchmean") * t * t
+
+
+def train_step(model, optimizer, x, y, config: TrainConfig, outliers: torch.Tensor | None = None,
+               teacher_logits: torch.Tensor | None = None):
     """One optimizer step; returns the loss and the in-class logits still on the device (no host sync). `outliers`
-    (normalized like x) go through the same forward and are pulled towards equal probabilities (outlier exposure)."""
+    (normalized like x) go through the same forward and are pulled towards equal probabilities (outlier exposure);
+    with `teacher_logits` (N, classes) the in-class logits are also pulled towards those (config.distill)."""
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=config.amp):
         logits = model(x if outliers is None else torch.cat([x, outliers])).float()
         logits, outlier_logits = logits[:len(y)], logits[len(y):]
         loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
         if outliers is not None:
             loss = loss + OUTLIER_WEIGHT * outlier_loss(outlier_logits)
+        if teacher_logits is not None:
+            loss = loss + config.distill * distill_loss(logits, teacher_logits)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -84,9 +98,10 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent | 
         if config.sketch > 0:  # a share of the digits as a visitor's brush drew them
             chosen = torch.rand(len(index), generator=noise, device=run.device) < config.sketch
             images = torch.where(chosen.view(-1, 1, 1, 1), run.train_data.drawn[index], images)
-        x = prepare_batch(images, config.preset, config.input_size, augment=config.augment,
-                          generator=noise, channels_last=config.channels_last)
-        x = photo_like(x, images, config, noise)
+        clean = prepare_batch(images, config.preset, config.input_size, augment=config.augment,
+                              generator=noise, channels_last=config.channels_last)
+        x = photo_like(clean, images, config, noise)  # a new tensor when any image is re-photographed
+        teacher_logits = teach(run, clean)
         outliers = None
         if config.outliers > 0:  # outlier exposure: framed as the training photos are
             extra = outlier_images(run.train_data.images, max(1, round(config.outliers * len(index))), noise)
@@ -95,7 +110,7 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent | 
                                   extra, config, noise)
         y = run.train_data.labels[index]
         try:
-            loss, logits = train_step(run.net, run.optimizer, x, y, config, outliers)
+            loss, logits = train_step(run.net, run.optimizer, x, y, config, outliers, teacher_logits)
         except torch.OutOfMemoryError as e:
             raise TrainingError(f"out of memory on {device_name(run.device)} at batch size {config.batch_size}, "
                                 f"input {config.input_size} px: use a smaller batch or input size "
@@ -131,6 +146,15 @@ def train_epoch(run: Run, stop: threading.Event | None) -> Iterator[StepEvent | 
             window_loss.zero_()
             window_correct.zero_()
             window_steps, window_start = 0, time.perf_counter()
+
+
+def teach(run: Run, clean: torch.Tensor) -> torch.Tensor | None:
+    """The teacher's logits (config.distill) for the batch as it is, before any image is re-photographed: the student
+    learns to answer a visitor's photo of an image as the teacher answers the image itself. None without a teacher."""
+    if run.teacher is None:
+        return None
+    with torch.no_grad(), torch.autocast(device_type=clean.device.type, dtype=torch.bfloat16, enabled=run.config.amp):
+        return run.teacher(clean).float()
 
 
 def photo_like(x: torch.Tensor, images: torch.Tensor, config: TrainConfig, generator) -> torch.Tensor:

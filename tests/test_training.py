@@ -22,6 +22,8 @@ TINY = dict(dataset="mnist", input_size=65, subset=256, batch_size=32, epochs=2,
     ("sketch", 1.5, "sketch=1.5"), ("sketch", -0.1, "sketch"),
     ("classifier_width", 8, "classifier_width=8 is out of range"), ("classifier_width", 512.5, "classifier_width"),
     ("dropout", 1.0, "dropout=1.0 is out of range"), ("dropout", -0.1, "dropout"), ("batch_norm", 1, "batch_norm"),
+    ("distill", -0.1, "distill=-0.1 is out of range"), ("distill", 11, "distill"), ("distill", math.inf, "distill"),
+    ("distill", 1.0, "0 unless init names the checkpoint that teaches"),
 ])
 def test_invalid_config_names_the_field_and_range(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -302,3 +304,25 @@ def test_a_batch_norm_run_rebuilds_from_its_checkpoint_and_runs_through_the_view
     assert E.grad_cam(loaded, digit, layer="conv3").heat.shape == (28, 28)
     ablation = A.ablate(loaded, digit, "conv4", k=3)
     assert len(ablation.switched_off) == 3 and ablation.ablated.shape == (10,)
+
+
+def test_the_distillation_term_is_the_tempered_kl_divergence_times_t_squared():
+    from alexnet_demo.training import distill_loss
+    student, teacher = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])
+    p = 1 / (1 + math.exp(-1.0))  # the student's first probability at temperature 2: softmax([1, 0])
+    expected = 4 * (0.5 * math.log(0.5 / p) + 0.5 * math.log(0.5 / (1 - p)))
+    assert distill_loss(student, teacher, t=2.0).item() == pytest.approx(expected, rel=1e-5)
+    assert distill_loss(teacher, teacher).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_distillation_from_the_init_file_adds_nothing_until_the_student_answers_otherwise(data_root, tmp_path):
+    """The student starts as its teacher: without dropout their logits agree at the first step and the term is 0;
+    with dropout the student's differ and the term adds to the loss (same seed: same batch, same dropout)."""
+    parent = run(TrainConfig(**TINY, data_root=data_root, out=str(tmp_path / "parent.safetensors")))[-1].checkpoint
+    one_step = {**TINY, "epochs": 1, "max_batches": 1, "init": parent, "data_root": data_root, "eval_limit": 10}
+
+    def first_loss(**kwargs):
+        return next(e for e in run(TrainConfig(**one_step, **kwargs)) if isinstance(e, StepEvent)).train_loss
+
+    assert first_loss(distill=1.0, dropout=0.0) == pytest.approx(first_loss(dropout=0.0), abs=1e-4)
+    assert first_loss(distill=1.0, dropout=0.5) > first_loss(dropout=0.5) + 1e-3
