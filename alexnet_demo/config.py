@@ -52,6 +52,11 @@ class TrainConfig:
                 "frozen, is the teacher, and every training image, re-photographed or not, is pulled towards the "
                 "teacher's softened probabilities for the same image as it is (training.distill_loss, Hinton et al. "
                 "2015); keeps what the init file knows while fine-tuning; needs init"})
+    interpolate: float = field(default=1.0, metadata={
+        "help": "share (0 to 1] of the way from the init file's weights to the trained ones that the finished file "
+                "keeps: init + share * (trained - init), before the final test (weight-space ensembling, WiSE-FT, "
+                "Wortsman et al. 2022: what fine-tuning learned, at less cost to what the init file knew); the "
+                "epochs' checkpoints and validation figures are of the trained weights; 1: those; below 1 needs init"})
     subset: int | None = field(default=None, metadata={"help": "training images to use, stratified; None: all"})
     val_fraction: float = field(default=0.0, metadata={
         "help": "held out of training (stratified) and evaluated each epoch; 0: evaluate on test each epoch"})
@@ -124,6 +129,8 @@ class TrainConfig:
              "outliers", "0 to 1 outlier images per training image, and 0 unless the dataset is cifar10")
         need(_is_num(self.distill) and 0 <= self.distill <= 10, "distill", "a weight from 0 (off) to 10")
         need(self.distill == 0 or bool(self.init), "distill", "0 unless init names the checkpoint that teaches")
+        need(_is_num(self.interpolate) and 0 < self.interpolate <= 1, "interpolate", "a share in (0, 1]")
+        need(self.interpolate == 1 or bool(self.init), "interpolate", "1 unless init names the checkpoint to start from")
         need(self.tune in TUNES, "tune", f"one of {TUNES}")
         need(self.tune == "all" or bool(self.init), "tune",
              "all unless init names a checkpoint to start from (frozen layers keep its weights)")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed
-from .checkpoints import round_to_float16_, save_checkpoint, save_state, state_path
+from .checkpoints import load_checkpoint, round_to_float16_, save_checkpoint, save_state, state_path
 from .config import TrainConfig
 from .data import Dataset, prepare_batch
 from .evaluation import confusion_matrix, evaluate, evaluate_batches, per_class_accuracy
@@ -213,6 +213,8 @@ def finish(run: Run, stop: threading.Event | None) -> Iterator[FinalTestEvent | 
     end here."""
     config, final = run.config, None
     if run.world.main and (not run.cancelled or run.timed_out):
+        if config.interpolate < 1:
+            interpolate_(run.model, config.init, config.interpolate)
         if config.out:  # the final figure is of the weights as shipped: float16, upcast on loading
             round_to_float16_(run.model)
         reuse = run.eval_split == "test" and run.last_eval is not None and not config.out and not run.timed_out
@@ -236,6 +238,16 @@ def finish(run: Run, stop: threading.Event | None) -> Iterator[FinalTestEvent | 
                     checkpoint=run.checkpoint, elapsed_s=time.perf_counter() - run.started,
                     train_time_s=run.train_time, model=model, meta=meta, timed_out=run.timed_out,
                     **_summarize(final, run.test, run.classes))
+
+
+@torch.no_grad()
+def interpolate_(model: torch.nn.Module, init: str, share: float) -> None:
+    """Move `model`'s floating weights and buffers back towards the `init` file's, in place: init + share * (model -
+    init) (config.interpolate)."""
+    start = load_checkpoint(init)[0].state_dict()
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            tensor.copy_(start[name].to(tensor.device, tensor.dtype).lerp(tensor, share))
 
 
 def run_stages(run: Run, stop: threading.Event | None) -> Iterator:

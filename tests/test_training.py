@@ -24,6 +24,8 @@ TINY = dict(dataset="mnist", input_size=65, subset=256, batch_size=32, epochs=2,
     ("dropout", 1.0, "dropout=1.0 is out of range"), ("dropout", -0.1, "dropout"), ("batch_norm", 1, "batch_norm"),
     ("distill", -0.1, "distill=-0.1 is out of range"), ("distill", 11, "distill"), ("distill", math.inf, "distill"),
     ("distill", 1.0, "0 unless init names the checkpoint that teaches"),
+    ("interpolate", 0.0, "interpolate=0.0 is out of range"), ("interpolate", 1.5, "interpolate"),
+    ("interpolate", 0.5, "1 unless init names the checkpoint to start from"),
 ])
 def test_invalid_config_names_the_field_and_range(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -326,3 +328,19 @@ def test_distillation_from_the_init_file_adds_nothing_until_the_student_answers_
 
     assert first_loss(distill=1.0, dropout=0.0) == pytest.approx(first_loss(dropout=0.0), abs=1e-4)
     assert first_loss(distill=1.0, dropout=0.5) > first_loss(dropout=0.5) + 1e-3
+
+
+def test_interpolate_writes_the_weights_that_share_of_the_way_from_the_init_file(data_root, tmp_path):
+    """The same training run finished at share 1 and at share 0.25: the second file's weights are the init file's
+    plus a quarter of what training changed (float16 as written)."""
+    from alexnet_demo.checkpoints import load_checkpoint
+    parent = run(TrainConfig(**TINY, data_root=data_root, out=str(tmp_path / "parent.safetensors")))[-1].checkpoint
+    child = {**TINY, "epochs": 1, "max_batches": 2, "init": parent, "data_root": data_root, "lr": 1e-2}
+    full = run(TrainConfig(**child, out=str(tmp_path / "full.safetensors")))[-1]
+    part = run(TrainConfig(**child, interpolate=0.25, out=str(tmp_path / "part.safetensors")))[-1]
+    start, trained, mixed = (load_checkpoint(p)[0].state_dict() for p in (parent, full.checkpoint, part.checkpoint))
+    moved = max((trained[k] - start[k]).abs().max().item() for k in start)
+    assert moved > 1e-2  # training changed the weights, far more than float16 rounds them: the shares differ
+    for name in start:
+        assert torch.allclose(mixed[name], start[name] + 0.25 * (trained[name] - start[name]), atol=moved / 50), name
+    assert part.meta["config"]["interpolate"] == 0.25 and part.test_accuracy is not None
