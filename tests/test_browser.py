@@ -86,8 +86,8 @@ def test_drawing_a_one_is_read_as_one(page):
     draw_and_read(page, [(0.5, 0.2), (0.5, 0.8)], "1", "1-draw-one.png")  # fractions of the paper
     wait_for_new_panel(page, "")
     page.wait_for_timeout(2000)  # the page's uploads of its own value come after the answer
-    # the editor's three pictures to its accept_blobs, each uploaded 3 times more (24 times with the pictures in a
-    # chained event: drawing.answer_digit), and one event for the probabilities and the pictures
+    # the editor's three pictures to its accept_blobs and uploaded 3 times each (8 times each with the pictures in
+    # a chained event: drawing.answer_digit), and one event for the probabilities and the pictures
     assert posted.count("component_server/") == 3 and posted.count("upload") == 9, posted
     assert posted.count("queue/join") == 1, posted
     page.screenshot(path=str(SHOTS / "1-draw.png"), full_page=True)

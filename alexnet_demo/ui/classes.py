@@ -239,9 +239,9 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
                                   height=220, elem_id="classes-photo")
                 add_camera = gr.Button("Add photo")
                 files = gr.File(label="Several images for this class", file_count="multiple", file_types=["image"],
-                                height=90)
+                                height=160)  # room for the label and the whole drop prompt (90 px cut it off)
                 add_many = gr.Button("Add these images")
-                archive = gr.File(label="A zip of <class>/<image> folders", file_types=[".zip"], height=90)
+                archive = gr.File(label="A zip of <class>/<image> folders", file_types=[".zip"], height=160)
                 add_archive = gr.Button("Add the zip's classes")
         note = gr.Markdown(elem_id="classes-note")
         counts = gr.Markdown("No classes yet: type a class name, then add examples.", elem_id="classes-counts")
@@ -280,7 +280,7 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
         with gr.Row():
             download = gr.File(label="Your model (safetensors)", interactive=False, height=90)
             upload = gr.File(label="Continue from a checkpoint you downloaded", file_types=[".safetensors"],
-                             height=90)
+                             height=160)
         with gr.Row(equal_height=False):
             trial = gr.Image(label="Try your model on an image", type="numpy", image_mode="RGBA", height=220,
                              sources=["upload"])
