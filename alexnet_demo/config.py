@@ -130,7 +130,8 @@ class TrainConfig:
         need(_is_num(self.distill) and 0 <= self.distill <= 10, "distill", "a weight from 0 (off) to 10")
         need(self.distill == 0 or bool(self.init), "distill", "0 unless init names the checkpoint that teaches")
         need(_is_num(self.interpolate) and 0 < self.interpolate <= 1, "interpolate", "a share in (0, 1]")
-        need(self.interpolate == 1 or bool(self.init), "interpolate", "1 unless init names the checkpoint to start from")
+        need(self.interpolate == 1 or bool(self.init), "interpolate",
+             "1 unless init names the checkpoint to start from")
         need(self.tune in TUNES, "tune", f"one of {TUNES}")
         need(self.tune == "all" or bool(self.init), "tune",
              "all unless init names a checkpoint to start from (frozen layers keep its weights)")
