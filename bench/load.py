@@ -100,7 +100,9 @@ class PageVisitor:
         blank = io.BytesIO()
         Image.new("RGBA", (480, 480)).save(blank, "PNG")  # the editor's empty background
         drawing = Path(png).read_bytes()
-        self.pictures = {"background": blank.getvalue(), "composite": drawing, "layer": drawing}
+        # (the editor's kind, the file name it sends, the PNG)
+        self.pictures = [("background", "background.png", blank.getvalue()), ("composite", "composite.png", drawing),
+                         ("layer", "layer_0.png", drawing)]
 
     def _event(self, api_name: str, data: list):
         """Yields the event's outputs (diffs applied) as they stream in; None for the page's States."""
@@ -136,8 +138,7 @@ class PageVisitor:
         import uuid
         t0 = time.perf_counter()
         blobs, sketch = uuid.uuid4().hex[:11], self.events["classify_digit"]["targets"][0][0]
-        for kind, picture in self.pictures.items():
-            name = "layer_0.png" if kind == "layer" else f"{kind}.png"
+        for kind, name, picture in self.pictures:
             self.http.post(f"{self.api}component_server/", files={"file": (name, picture, "image/png")}, data={
                 "id": blobs, "type": kind, "index": "0" if kind == "layer" else "null", "component_id": str(sketch),
                 "session_hash": self.session, "fn_name": "accept_blobs"}).raise_for_status()
@@ -148,9 +149,9 @@ class PageVisitor:
         updates = self._event("classify_digit", inputs)
         label = next(updates)[0]
         to_probabilities = time.perf_counter() - t0
-        for kind, picture in self.pictures.items():  # the page's other uploads come after the event has started
+        for _, name, picture in self.pictures:  # the page's other uploads come after the event has started
             for _ in range(self.uploads - 1):
-                self._upload("layer_0.png" if kind == "layer" else f"{kind}.png", picture)
+                self._upload(name, picture)
         if "digit_panel" in self.events:  # apps before 2026-12-02: the pictures in an event of their own
             pictures = list(self._event("digit_panel", [None, False]))[-1][:2]
         else:

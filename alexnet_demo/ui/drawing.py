@@ -54,11 +54,14 @@ SELECT_BRUSH = select_brush("#sketch", on_clear="document.body.classList.add('di
 SHOW_ANSWER = "() => { document.body.classList.remove('digit-cleared'); }"
 
 
+def _digits(trained) -> bool:
+    """Whether the Draw tab's model reads digits (the shipped one, a Train tab run), not a visitor's own classes."""
+    return trained is None or tuple(trained.classes) == tuple(MNIST_CLASSES)
 
 
 def ask(trained=None) -> str:
     """What to draw for the model that answers: a digit, or one of a visitor's own classes (Your classes tab)."""
-    if trained is None or tuple(trained.classes) == tuple(MNIST_CLASSES):
+    if _digits(trained):
         return "Draw a digit 0–9"
     names = list(trained.classes)
     return "Draw a " + (names[0] if len(names) == 1 else ", a ".join(names[:-1]) + " or a " + names[-1])
@@ -67,10 +70,12 @@ def ask(trained=None) -> str:
 def prompts(trained=None):
     """(sketchpad label, note) when the Draw tab's model changes: a visitor's own classes answer here after the Your
     classes tab trains, and the page should not go on asking for digits."""
-    if trained is None or tuple(trained.classes) == tuple(MNIST_CLASSES):
-        return gr.update(label=ask(trained)), "Draw a digit 0–9 on the canvas: the answer updates after every stroke."
-    return gr.update(label=ask(trained)), (f"Your own model answers here now ({', '.join(trained.classes)}): "
-                                           f"{ask(trained).lower()}; the answer updates after every stroke.")
+    if _digits(trained):
+        note = f"{ask(trained)} on the canvas: the answer updates after every stroke."
+    else:
+        note = (f"Your own model answers here now ({', '.join(trained.classes)}): {ask(trained).lower()}; the answer "
+                "updates after every stroke.")
+    return gr.update(label=ask(trained)), note
 
 
 def classify_digit(drawing, trained=None):
@@ -101,8 +106,8 @@ def digit_panel(kept=None, all_channels=False):
 def answer_digit(drawing, trained=None, all_channels=False):
     """A stroke's whole answer in one event: the probabilities at once, then its pictures. One event rather than
     two chained ones: gradio 6.31's page uploads the Sketchpad's three pictures again for each event of a chain
-    (24 uploads a stroke with the pictures in a .then(), 9 in one event; ~2 ms of the
-    app's CPU each; tests/test_browser.py counts them)."""
+    (24 uploads a stroke with the pictures in a .then(), 9 in one event; ~2 ms of the app's CPU each;
+    tests/test_browser.py counts them)."""
     label, note, kept = classify_digit(drawing, trained)
     yield label, note, kept, gr.skip(), gr.skip(), gr.skip()  # the old pictures stay until the new ones are drawn
     yield label, note, kept, *digit_panel(kept, all_channels)
@@ -120,13 +125,12 @@ def tab(trained: gr.State) -> gr.Sketchpad:
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
                 sketch = gr.Sketchpad(
-                    label="Draw a digit 0–9", canvas_size=(480, 480), height=600, type="numpy", image_mode="RGBA",
+                    label=ask(), canvas_size=(480, 480), height=600, type="numpy", image_mode="RGBA",
                     elem_id="sketch", brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                     layers=False)
             with gr.Column(scale=2, min_width=300):
-                note = gr.Markdown("Draw a digit 0–9 on the canvas: the answer updates after every stroke.",
-                                   elem_id="digit-note")
-                label = gr.Label(num_top_classes=10, label="Probabilities", value="Draw a digit", elem_id="digit-label")
+                note = gr.Markdown(prompts()[1], elem_id="digit-note")
+                label = gr.Label(num_top_classes=10, label="Probabilities", value=ask(), elem_id="digit-label")
                 seen = picture("**What the network sees** (28×28, MNIST-style)",
                                "What the network sees (28×28, MNIST-style)", height=260, elem_id="digit-seen")
         top_maps = top_channels_image(elem_id="digit-top-channels")
