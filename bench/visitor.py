@@ -40,13 +40,13 @@ def visitor_run(dataset: str, form: dict) -> dict:
 
 def run(args) -> Path:
     from alexnet_demo.training import pick_device
-    from alexnet_demo.ui import training as train_tab
+    from alexnet_demo.ui import formats, training as train_tab
 
     if args.data_root:
         os.environ["ALEXNET_DEMO_DATA"] = str(args.data_root)
     # the form as it stands once the visitor has picked the dataset (which measures whether bf16 autocast pays)
     forms = {dataset: {**train_tab._form_defaults(dataset), "augment": False,
-                       "amp": train_tab.training_format(dataset)[0]} for dataset in args.datasets}
+                       "amp": formats.training_format(dataset)[0]} for dataset in args.datasets}
     if args.tiny:
         for form in forms.values():
             form.update(epochs=1, subset=640)

@@ -112,6 +112,6 @@ def test_teach_three_drawn_classes_then_every_tab_reads_with_them(url, tmp_path)
 
 
 def test_the_bf16_box_follows_the_engines_measured_choice_for_each_kind():
-    from alexnet_demo.ui import classes, training
+    from alexnet_demo.ui import classes, formats
     for kind, dataset in (("drawings", "mnist"), ("photos", "cifar10")):
-        assert classes.amp_choice(kind) == training.amp_default(dataset)[0]  # measured once, then the same answer
+        assert classes.amp_choice(kind) == formats.amp_default(dataset)[0]  # measured once, then the same answer

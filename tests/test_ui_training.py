@@ -10,7 +10,7 @@ import torch
 gr = pytest.importorskip("gradio")
 
 from alexnet_demo.config import RECIPES  # noqa: E402
-from alexnet_demo.ui import training as train_tab  # noqa: E402
+from alexnet_demo.ui import formats, training as train_tab  # noqa: E402
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -183,12 +183,12 @@ def test_the_form_preselects_cpu_bf16_only_where_it_measured_faster(monkeypatch)
     import torch
     from alexnet_demo.precision import FormatChoice
     monkeypatch.setattr(train_tab, "on_gpu", lambda: False)
-    monkeypatch.setattr(train_tab, "CPU_TRAINING_FORMATS", {})
-    assert train_tab.amp_default("mnist")[0] is False and "not measured yet" in train_tab.amp_default("mnist")[1]
-    train_tab.CPU_TRAINING_FORMATS.update(mnist=FormatChoice(torch.bfloat16, "bf16 autocast: measured 1.6x faster"),
+    monkeypatch.setattr(formats, "CPU_TRAINING_FORMATS", {})
+    assert formats.amp_default("mnist")[0] is False and "not measured yet" in formats.amp_default("mnist")[1]
+    formats.CPU_TRAINING_FORMATS.update(mnist=FormatChoice(torch.bfloat16, "bf16 autocast: measured 1.6x faster"),
                                           cifar10=FormatChoice(torch.float32, "fp32: measured no faster"))
-    assert train_tab.training_format("mnist") == [True, "bf16 autocast: measured 1.6x faster."]  # no re-measuring
-    assert train_tab.amp_default("cifar10")[0] is False
+    assert formats.training_format("mnist") == [True, "bf16 autocast: measured 1.6x faster."]  # no re-measuring
+    assert formats.amp_default("cifar10")[0] is False
     config = train_tab.make_config("mnist", **train_tab._form_defaults("mnist"), augment=False, amp=True)
     assert config.amp  # the CPU run takes the checkbox as it is (it was forced off on a CPU before)
 
@@ -197,11 +197,11 @@ def test_opening_the_train_tab_measures_the_datasets_training_format_once(monkey
     from alexnet_demo import precision
     calls = []
     monkeypatch.setattr(train_tab, "on_gpu", lambda: False)
-    monkeypatch.setattr(train_tab, "CPU_TRAINING_FORMATS", {})
-    monkeypatch.setattr(train_tab, "choose_training_format",
+    monkeypatch.setattr(formats, "CPU_TRAINING_FORMATS", {})
+    monkeypatch.setattr(formats, "choose_training_format",
                         lambda config: calls.append(config) or precision.choose_training_format(
                             config, measure=lambda c: 500.0 if c.amp else 1000.0))
-    assert train_tab.training_format("cifar10")[0] is True and train_tab.training_format("cifar10")[0] is True
+    assert formats.training_format("cifar10")[0] is True and formats.training_format("cifar10")[0] is True
     assert len(calls) == 1 and calls[0].dataset == "cifar10" and calls[0].input_size == 47  # the visitor's form
 
 

@@ -15,7 +15,7 @@ from ..events import DoneEvent
 from ..inference import Classifier, load_classifier
 from ..inspection import enlarge
 from ..training import TrainingError
-from . import training
+from . import formats, training
 from .common import is_blank, served, user_errors
 from .drawing import select_brush
 from .runs import OUTPUTS, RunView
@@ -191,7 +191,7 @@ def train_classes(workspace, tune, epochs, amp):
 
 def amp_choice(kind):
     """The bf16 box as the Train tab would preselect it for this kind's model (measured once per machine)."""
-    return training.training_format(KINDS.get(kind, "mnist"))[0]
+    return formats.training_format(KINDS.get(kind, "mnist"))[0]
 
 
 def result_line(event: DoneEvent, config) -> str:
@@ -261,7 +261,7 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
             epochs = gr.Slider(1, 30, value=3, step=1, label="Epochs")
             # preselected where the engine's step measured bf16 faster on this CPU, when the tab is opened and the
             # kind changes (bench/classes.py: 16.1 s fp32, 12.0 s bf16 for 10 classes x 20 drawings, AMD EPYC)
-            amp = gr.Checkbox(value=lambda: training.amp_default("mnist")[0], label="bf16 mixed precision")
+            amp = gr.Checkbox(value=lambda: formats.amp_default("mnist")[0], label="bf16 mixed precision")
         with gr.Row():
             start = gr.Button("Train my classes", variant="primary", elem_id="train-classes")
             stop = gr.Button("Stop", variant="stop")

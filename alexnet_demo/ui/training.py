@@ -21,9 +21,8 @@ from ..config import OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig, smallest_input
 from ..data import DATASETS, TRAIN_IMAGES, DataNotFoundError
 from ..inference import Classifier, load_classifier
 from ..inspection import filter_grid
-from ..precision import choose_training_format
 from ..training import TrainingError, train
-from . import runs as session_runs
+from . import formats, runs as session_runs
 from .runs import OUTPUTS, RunView, frame, show_snapshot
 from .common import classifier_for, is_blank, user_errors
 
@@ -88,40 +87,6 @@ def _form_defaults(dataset: str = "mnist") -> dict:
                 "label_smoothing": 0.0, "classifier_width": 4096}
     recipe = RECIPES[f"{dataset}_visitor"]
     return {name: recipe[name] for name in FORM_FIELDS}
-
-
-# Whether bf16 autocast trains each dataset's default CPU run faster on this machine: measured the first time a
-# visitor opens the Train tab or picks the dataset (a few seconds, once per process), not at start, where the
-# measuring would compete with the first visitors' drawings.
-CPU_TRAINING_FORMATS: dict = {}
-_MEASURE_LOCK = threading.Lock()
-
-
-def measure_training_format(dataset: str) -> None:
-    """Time the engine's step for `dataset`'s default CPU run in fp32 and under bf16 autocast, once. Nothing to
-    measure on a GPU: bf16 is preselected there."""
-    with _MEASURE_LOCK:
-        if on_gpu() or dataset in CPU_TRAINING_FORMATS:
-            return
-        config = make_config(dataset, **_form_defaults(dataset), augment=False, amp=False)
-        CPU_TRAINING_FORMATS[dataset] = choose_training_format(config)
-
-
-def amp_default(dataset: str) -> tuple[bool, str]:
-    """(preselect bf16 autocast?, the line that says why) for `dataset`'s form, as far as measured."""
-    if on_gpu():
-        return True, "bf16 mixed precision: on a GPU it trains several times faster."
-    choice = CPU_TRAINING_FORMATS.get(dataset)
-    if choice is None:
-        return False, "fp32: bf16 autocast is offered where the app measured it faster on this CPU (not measured yet)."
-    return choice.name == "bf16", choice.reason + "."
-
-
-def training_format(dataset: str) -> list:
-    """The form's bf16 checkbox and its line for `dataset`, measuring first if not yet done (Train tab opened,
-    dataset picked)."""
-    measure_training_format(dataset)
-    return [*amp_default(dataset)]
 
 
 def gpu_slot_s(config: TrainConfig, probe=None) -> int:
@@ -320,7 +285,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
             subset = gr.Number(value=defaults["subset"], precision=0, label="Training images (subset)")
             input_size = gr.Number(value=defaults["input_size"], precision=0, label=f"Input size, px ({smallest})")
             augment = gr.Checkbox(value=False, label="Augment (shift; CIFAR also flip)")
-            amp = gr.Checkbox(value=lambda: amp_default("mnist")[0], label="bf16 mixed precision",
+            amp = gr.Checkbox(value=lambda: formats.amp_default("mnist")[0], label="bf16 mixed precision",
                               elem_id="amp")  # set again when the tab opens: measured then
         with gr.Row():
             batch_norm = gr.Checkbox(value=defaults["batch_norm"], label="BatchNorm after every conv (learns in "
@@ -329,7 +294,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
             label_smoothing = gr.Slider(0, 0.5, value=defaults["label_smoothing"], step=0.05, label="Label smoothing")
             classifier_width = gr.Number(value=defaults["classifier_width"], precision=0,
                                          label="Classifier width (FC neurons; the write-ups': 4096)")
-        amp_note = gr.Markdown(lambda: amp_default("mnist")[1], elem_id="amp-note")
+        amp_note = gr.Markdown(lambda: formats.amp_default("mnist")[1], elem_id="amp-note")
         with gr.Row():
             start = gr.Button("Start training", variant="primary")
             stop = gr.Button("Stop", variant="stop")
@@ -396,7 +361,7 @@ def tab(trained_last: gr.State, trained_mnist: gr.State, trained_cifar: gr.State
                                                batch_norm, dropout, label_smoothing, classifier_width],
                    api_name=False)
     dataset.change(filters_views, dataset, [shipped, filters_note], api_name=False)
-    dataset.change(training_format, dataset, [amp, amp_note], api_name=False, concurrency_limit=1,
+    dataset.change(formats.training_format, dataset, [amp, amp_note], api_name=False, concurrency_limit=1,
                    concurrency_id="training-format")
-    page.select(training_format, dataset, [amp, amp_note], api_name=False, concurrency_limit=1,
+    page.select(formats.training_format, dataset, [amp, amp_note], api_name=False, concurrency_limit=1,
                 concurrency_id="training-format", show_progress="minimal")
