@@ -2,6 +2,8 @@
 dataset's native size: an MNIST-style 28x28 digit or a CIFAR-style 32x32 photo."""
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 
 import numpy as np
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (a 10,000 x 10,000 photo is 100 MP)
+MAX_DATA_URL = 20_000_000  # characters of base64 (15 MB); the app's 480 px drawings are ~15 kB
 INK_THRESHOLD = 0.15  # ink level (0-1, after background removal) that counts as drawn
 # MNIST's stroke width as a fraction of the ink's longer side, by stroke_width() on the 60,000 training digits
 # (python bench/drawing.py --calibrate): 1st percentile 0.079, median 0.122, 95th 0.182. A drawing inside this band
@@ -56,6 +59,27 @@ def open_image(source) -> Image.Image:
                          "BMP, TIFF, …)") from None
     except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data
         raise ValueError(f"the image file is corrupt or truncated ({e})") from None
+
+
+def data_url(png) -> str:
+    """A PNG (a path or its bytes) as a data URL: how the app's drawing pad sends a drawing, and how an API caller
+    gives /classify_digit one."""
+    data = png if isinstance(png, bytes) else open(png, "rb").read()
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def data_url_bytes(url: str) -> bytes:
+    """The bytes of a base64 `data:` URL (what a canvas's toDataURL gives), with a clear error for anything else."""
+    head, _, body = url.partition(",") if isinstance(url, str) else ("", "", "")
+    if not (head.startswith("data:") and head.endswith(";base64")) or not body:
+        raise ValueError("the drawing is not a base64 data URL (data:image/png;base64,…)")
+    if len(body) > MAX_DATA_URL:
+        raise ValueError(f"the drawing's data URL is {len(body) / 1e6:.0f} MB; "
+                         f"the limit is {MAX_DATA_URL / 1e6:.0f} MB")
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise ValueError("the drawing's data URL is not valid base64") from None
 
 
 def to_float_array(image) -> tuple[np.ndarray, np.ndarray | None]:

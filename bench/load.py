@@ -6,15 +6,16 @@ p95 <= 1 s with no failure.
     ALEXNET_DEMO_DATA=../shared/data python bench/load.py --capacity 20,30,40,60,80 --training both \\
         --app /tmp/baseline --app .        (a baseline checkout beside this one, in one run)
 
-Each visitor sends what the page sends for a stroke (PageVisitor: the Sketchpad's pictures, then /classify_digit,
-which streams the probabilities and then what the network sees and the top channels, then the two pictures;
-`--client gradio_client`: the same event as an API caller sends it). Reports failed requests, p50/p95 time to the
+Each visitor sends what the page sends for a stroke (PageVisitor: /classify_digit with the drawing, or an older
+app's Sketchpad pictures and then the event, which streams the probabilities and then what the network sees and the
+top channels; then the two pictures; `--client gradio_client`: the same event as an API caller sends it). Reports failed requests, p50/p95 time to the
 probabilities and to the pictures, and the training run's images/s against the same run alone. Bounded in
 count and time; 127.0.0.1 only.
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import resource
@@ -55,6 +56,12 @@ def digit_png(folder: Path, visitor: int = 0) -> str:
     return str(path)
 
 
+def data_url(png: str) -> str:
+    """The PNG file `png` as the app's drawing pad sends it (ui/pad.py; preprocessing.data_url, which would import
+    torch into every visitor's process)."""
+    return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode()
+
+
 def _images_per_s(outputs) -> list[float]:
     return [float(o[2].split(" images/s")[0].split("· ")[-1]) for o in outputs
             if o[2] and o[2].startswith("Step") and "images/s" in o[2]]
@@ -75,8 +82,10 @@ def percentiles(seconds: list[float]) -> dict:
 
 class PageVisitor:
     """What the page itself sends for one stroke, with httpx as the browser, as gradio 6.31's page was seen to
-    (tests/test_browser.py): the Sketchpad's three pictures (background, composite, layer) each POSTed to the
-    editor's accept_blobs and uploaded for its own value, once before the stroke's event and twice more once it has
+    (tests/test_browser.py). Apps with the drawing pad (ui/pad.py): the event joined to the queue with the
+    drawing's PNG as a data URL, its answer read from the session's event stream (the probabilities, then the
+    pictures), the two pictures fetched as <img> do. Apps before, with a Sketchpad: its three pictures (background,
+    composite, layer) each POSTed to the editor's accept_blobs and uploaded for its own value, once before the stroke's event and twice more once it has
     started (9 uploads; 24 for apps whose pictures came in a chained event); the event joined to the queue naming
     the editor's blobs, its answer read from the session's event stream (the probabilities, then the pictures); the
     two pictures fetched as <img> do. gradio_client sends none of the editor's blobs and one upload a picture."""
@@ -96,10 +105,14 @@ class PageVisitor:
         # apps before 2026-12-02 drew the pictures in a second event chained to the first, for which the page
         # uploaded the pictures 8 times each: 24 uploads a stroke, measured in the browser
         self.uploads = self.UPLOADS if "digit_panel" not in self.events else 8
+        kinds = {c["id"]: c.get("type") for c in config["components"]}
+        # apps with the drawing pad (ui/pad.py): its PNG, as a data URL, is the event's own data
+        self.pad = kinds.get(self.events["classify_digit"]["inputs"][0]) == "html"
         self.session = uuid.uuid4().hex[:11]  # the page's session hash: the answer kept for the pictures lives there
         blank = io.BytesIO()
         Image.new("RGBA", (480, 480)).save(blank, "PNG")  # the editor's empty background
         drawing = Path(png).read_bytes()
+        self.data_url = data_url(png)
         # (the editor's kind, the file name it sends, the PNG)
         self.pictures = [("background", "background.png", blank.getvalue()), ("composite", "composite.png", drawing),
                          ("layer", "layer_0.png", drawing)]
@@ -138,18 +151,19 @@ class PageVisitor:
         import uuid
         t0 = time.perf_counter()
         blobs, sketch = uuid.uuid4().hex[:11], self.events["classify_digit"]["targets"][0][0]
-        for kind, name, picture in self.pictures:
+        for kind, name, picture in [] if self.pad else self.pictures:
             self.http.post(f"{self.api}component_server/", files={"file": (name, picture, "image/png")}, data={
                 "id": blobs, "type": kind, "index": "0" if kind == "layer" else "null", "component_id": str(sketch),
                 "session_hash": self.session, "fn_name": "accept_blobs"}).raise_for_status()
             self._upload(name, picture)
-        inputs = [{"id": blobs}] + [None] * (len(self.events["classify_digit"]["inputs"]) - 1)
+        first = self.data_url if self.pad else {"id": blobs}
+        inputs = [first] + [None] * (len(self.events["classify_digit"]["inputs"]) - 1)
         if len(inputs) == 3:
             inputs[2] = False  # every channel's grids: closed
         updates = self._event("classify_digit", inputs)
         label = next(updates)[0]
         to_probabilities = time.perf_counter() - t0
-        for _, name, picture in self.pictures:  # the page's other uploads come after the event has started
+        for _, name, picture in [] if self.pad else self.pictures:  # the editor's other uploads, once it started
             for _ in range(self.uploads - 1):
                 self._upload(name, picture)
         if "digit_panel" in self.events:  # apps before 2026-12-02: the pictures in an event of their own
@@ -172,13 +186,16 @@ def visitor_process(url: str, index: int, folder: str, start_at: float, deadline
     from gradio_client import handle_file
 
     path = digit_png(Path(folder), index)
-    value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
     try:
         if client_kind == "page":
             stroke = PageVisitor(url, path).stroke
         else:
             client = connect(url)
             endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+            if endpoints["/classify_digit"]["parameters"][0]["python_type"]["type"] == "str":  # the drawing pad's
+                value = data_url(path)
+            else:  # apps before the drawing pad: a Sketchpad
+                value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
 
             def stroke():
                 t0 = time.perf_counter()

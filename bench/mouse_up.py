@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from browser import DESKTOP, brush_ready, chromium, paper  # noqa: E402  (the browser the tests drive)
+from browser import DESKTOP, chromium, paper  # noqa: E402  (the browser the tests drive)
 
 LABEL = "() => document.querySelector('#digit-label').textContent"
 
@@ -46,7 +46,6 @@ def main() -> int:
                 except Exception:
                     time.sleep(0.5)
             page.wait_for_selector("#sketch canvas", timeout=60_000)
-            brush_ready(page)
             page.wait_for_timeout(3000)  # the models' warm-up
             box = paper(page, "#sketch")
             waits = []

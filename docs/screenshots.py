@@ -18,14 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 sys.path.insert(0, str(ROOT / "tests"))
 # the browser and the hand the tests use
-from browser import DESKTOP, brush_ready, chromium, shape, stroke, undo_enabled, wait_until  # noqa: E402
+from browser import DESKTOP, chromium, pad_blank, shape, stroke, wait_until  # noqa: E402
 
 CLASSES = ("circle", "triangle", "square")  # the Your classes tab's shot: 4 drawn examples of each, trained
 
 
 def draw_seven(page):
-    brush_ready(page)
-    page.wait_for_timeout(500)
     stroke(page, "#sketch", [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])
     wait_until(page, "() => document.querySelector('#digit-label')?.textContent.includes('7')"
                      " && document.querySelector('#digit-top-channels img')")
@@ -59,16 +57,14 @@ def teach_classes(page, per_class: int = 4):
     for name in CLASSES:
         page.locator("#class-name textarea, #class-name input").first.fill(name)
         for i in range(per_class):
-            brush_ready(page, "#classes-sketch")
             for points in shape(name, rng):
                 stroke(page, "#classes-sketch", points, steps=2)
-            if not undo_enabled(page, "#classes-sketch", True):
-                raise RuntimeError(f"the editor never took {name} {i + 1}")
+            if not pad_blank(page, "#classes-sketch", False):
+                raise RuntimeError(f"the pad never took {name} {i + 1}")
             page.locator("#add-drawing").click()
             wait_until(page, f"() => document.querySelector('#classes-counts')?.innerText.includes('{name}: {i + 1}')")
-            page.locator('#classes-sketch button[aria-label="Clear canvas"]').click()
-            if not undo_enabled(page, "#classes-sketch", False):
-                raise RuntimeError("Clear canvas left the drawing")
+            if not pad_blank(page, "#classes-sketch", True):  # an added drawing leaves the pad
+                raise RuntimeError("the pad kept the added drawing")
     page.locator("#train-classes").click()
     wait_until(page, "() => document.querySelector('#classes-result')?.innerText.includes('Held-out accuracy')",
                timeout=300_000)

@@ -1,5 +1,5 @@
 """What every browser check shares (the browser tests, docs/screenshots.py, bench/mouse_up.py): Debian's Chromium,
-headless and software-rendered, and a visitor's hand on a sketchpad, placed on its paper."""
+headless and software-rendered, and a visitor's hand on a drawing pad, placed on its paper."""
 from __future__ import annotations
 
 import shutil
@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-# Debian's chromium, never `playwright install`; no background traffic (this machine's network is closed); the
-# editor draws with WebGL, which headless Chromium only has through SwiftShader.
+# Debian's chromium, never `playwright install`; no background traffic (this machine's network is closed); WebGL
+# (gradio's image editor, the Photo tab's) only through SwiftShader, as there is no GPU.
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
         "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parent / "screenshots"  # the tests' screenshots (git-ignored)
 DESKTOP = {"width": 1400, "height": 1000}
-PAPER = 480  # the sketchpads' canvas_size, in canvas pixels (ui/drawing.py, ui/classes.py)
 
 
 @contextmanager
@@ -39,14 +38,10 @@ def wait_until(page, predicate: str, arg=None, timeout: float = 60_000) -> None:
 
 
 def paper(page, selector: str) -> dict:
-    """The sketchpad's paper on the page: a PAPER-pixel square shown at the editor's zoom, centred in its visible
-    canvas (the canvas element is wider and taller than the paper, so its own box is the wrong frame)."""
-    canvas = [c for c in page.locator(f"{selector} canvas").all() if c.is_visible()][0]
-    box = canvas.bounding_box()
-    zoom = float(page.locator(f"{selector} .zoom-number").inner_text().strip().rstrip("%")) / 100
-    side = PAPER * zoom
-    return {"x": box["x"] + (box["width"] - side) / 2, "y": box["y"] + (box["height"] - side) / 2,
-            "width": side, "height": side}
+    """The pad's paper on the page, in view (as a visitor sees it before drawing): its canvas's box."""
+    canvas = page.locator(f"{selector} canvas")
+    canvas.scroll_into_view_if_needed()
+    return canvas.bounding_box()
 
 
 def stroke(page, selector: str, points, steps: int = 12) -> None:
@@ -58,15 +53,6 @@ def stroke(page, selector: str, points, steps: int = 12) -> None:
     for x, y in at[1:]:
         page.mouse.move(x, y, steps=steps)
     page.mouse.up()
-
-
-def brush_ready(page, selector: str = "#sketch", timeout: float = 60_000) -> None:
-    """The sketchpad shows the brush as chosen (the page picks it, drawing.SELECT_BRUSH; if not yet, pick it)."""
-    idle = f"document.querySelector('{selector}')?.innerText.includes('select the draw tool')"
-    if page.evaluate(idle):
-        page.locator(f'{selector} button[aria-label="Brush"]').click()
-    wait_until(page, f"() => document.querySelector('{selector} button[aria-label=\"Brush\"]') && !{idle}",
-               timeout=timeout)
 
 
 def shape(name: str, rng) -> list[list[tuple[float, float]]]:
@@ -82,13 +68,13 @@ def shape(name: str, rng) -> list[list[tuple[float, float]]]:
     return [[(cx + r * x + rng.normal(0, 0.008), cy + r * y + rng.normal(0, 0.008)) for x, y in points]]
 
 
-def undo_enabled(page, selector: str, enabled: bool, timeout: float = 60_000) -> bool:
-    """Wait until the editor's Undo button is enabled (it has taken a stroke) or disabled (it is empty again): the
-    editor's own state, rather than a pause, before adding a drawing or drawing the next. False if it never was."""
+def pad_blank(page, selector: str, blank: bool, timeout: float = 60_000) -> bool:
+    """Wait until the pad is blank (nothing drawn, or emptied) or has a drawing: its own state, rather than a pause,
+    before adding a drawing or drawing the next. False if it never was."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    undo = f"document.querySelector('{selector} button[aria-label=Undo]')"
+    pad = f"document.querySelector('{selector} .pad')"
     try:
-        wait_until(page, f"() => {undo} && {undo}.disabled === {str(not enabled).lower()}", timeout=timeout)
+        wait_until(page, f"() => {pad} && {pad}.classList.contains('blank') === {str(blank).lower()}", timeout=timeout)
         return True
     except PlaywrightTimeout:
         return False

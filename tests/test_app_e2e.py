@@ -8,6 +8,7 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
+from alexnet_demo.preprocessing import data_url  # noqa: E402
 from alexnet_demo.ui import photo  # noqa: E402
 from alexnet_demo.ui import training as train_tab  # noqa: E402
 
@@ -43,8 +44,7 @@ def test_named_endpoints_are_listed(client):
 
 
 def test_classify_a_digit_image(client, server, data_root):
-    path = digit_file(server[1], data_root)
-    value = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
+    value = data_url(digit_file(server[1], data_root))  # the drawing as the page's pad sends it
     label, note, seen, top, maps = client.predict(value, False, api_name="/classify_digit")
     assert label["label"] == "7" and "7" in note and seen and top and maps == []
     # the probabilities come first, then the pictures; every channel's grids when asked for, as when open
@@ -92,6 +92,14 @@ def test_server_refuses_a_server_path_it_was_not_sent(server):
     assert "event: error" in reply and "not uploaded by a user" in reply
 
 
+def test_a_drawing_must_be_a_data_url_never_a_server_path(client):
+    """The pad's value is a string: a path to a file on the server is refused, never read."""
+    with pytest.raises(Exception, match="not a base64 data URL"):
+        client.predict("/etc/passwd", False, api_name="/classify_digit")
+    with pytest.raises(Exception, match="not a readable image"):
+        client.predict("data:image/png;base64,aGVsbG8=", False, api_name="/classify_digit")
+
+
 def test_a_corrupt_upload_gets_a_clear_message(client, server):
     bad = server[1] / "notes.png"
     bad.write_text("not an image at all")
@@ -102,8 +110,7 @@ def test_a_corrupt_upload_gets_a_clear_message(client, server):
 def test_the_why_views_answer_through_the_api(client, server, data_root):
     """/explain, /probe, /ablate and /channel_examples take the same image inputs as /classify_digit and
     /classify_image and answer with a figure and a sentence."""
-    path = digit_file(server[1], data_root)
-    drawn = {"background": handle_file(path), "layers": [], "composite": handle_file(path)}
+    drawn = data_url(digit_file(server[1], data_root))
     figure, caption = client.predict("Drawing", drawn, None, "the predicted class", "conv5", api_name="/explain")
     assert figure and "It answers 7" in caption.replace("**", "")
     figure, summary = client.predict("Drawing", drawn, None, "rotation", api_name="/probe")

@@ -1,5 +1,5 @@
 """A real browser teaches the app three drawn classes: names circle, triangle and square in the "Your classes" tab,
-draws examples of each on its sketchpad, trains, then draws a new one of each in the Draw tab (read as its class)
+draws examples of each on its drawing pad, trains, then draws a new one of each in the Draw tab (read as its class)
 and has the Why? tab explain the last; screenshots under tests/screenshots/."""
 from pathlib import Path
 
@@ -10,14 +10,12 @@ pytest.importorskip("gradio")
 playwright = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-from browser import (CHROMIUM, DESKTOP, SHOTS, brush_ready, chromium, shape, stroke,  # noqa: E402
-                     undo_enabled, wait_until)
+from browser import CHROMIUM, DESKTOP, SHOTS, chromium, pad_blank, shape, stroke, wait_until  # noqa: E402
 NAMES = ("circle", "triangle", "square")
 PER_CLASS = 6
 
 
 def draw(page, selector: str, strokes) -> None:
-    brush_ready(page, selector)
     for points in strokes:
         stroke(page, selector, points, steps=2)  # SwiftShader takes ~240 ms a mouse move: few steps, a hand's corners
 
@@ -46,7 +44,7 @@ def test_name_three_classes_draw_examples_and_train(page):
         page.locator("#class-name textarea, #class-name input").first.fill(name)
         for i in range(PER_CLASS):
             draw(page, "#classes-sketch", shape(name, rng))
-            assert undo_enabled(page, "#classes-sketch", True), f"the editor never took {name} {i + 1}"
+            assert pad_blank(page, "#classes-sketch", False), f"the pad never took {name} {i + 1}"
             page.locator("#add-drawing").click()
             try:  # visible state, not sleeps: the count went up
                 wait_until(page, f"() => document.querySelector('#classes-counts')?.innerText"
@@ -54,9 +52,8 @@ def test_name_three_classes_draw_examples_and_train(page):
             except playwright.TimeoutError:
                 page.screenshot(path=str(SHOTS / "classes-0-stuck.png"), full_page=True)
                 raise
-            # the visitor empties the canvas with its bin button; the page picks the brush again (brush_ready)
-            page.locator('#classes-sketch button[aria-label="Clear canvas"]').click()
-            assert undo_enabled(page, "#classes-sketch", False), "Clear canvas left the drawing"
+            # the added drawing leaves the pad, ready for the next example
+            assert pad_blank(page, "#classes-sketch", True), "the pad kept the added drawing"
     assert counts(page) == " · ".join(f"{n}: {PER_CLASS}" for n in sorted(NAMES))
     page.screenshot(path=str(SHOTS / "classes-1-examples.png"), full_page=True)
     page.locator("#train-classes").click()
@@ -83,7 +80,7 @@ def test_the_draw_tab_reads_a_new_drawing_of_each_class(page):
         finally:
             page.screenshot(path=str(SHOTS / f"classes-3-draw-{name}.png"), full_page=True)
         if name != NAMES[-1]:  # clear, and wait until the answer is gone before the next shape
-            page.locator('#sketch button[aria-label="Clear canvas"]').click()
+            page.locator("#sketch .clear").click()
             wait_until(page, "() => document.querySelector('#digit-label .output-class')?.innerText"
                              ".startsWith('Draw a ')")
     assert answer(page) == NAMES[-1]

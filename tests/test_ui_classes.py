@@ -11,10 +11,11 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
+from alexnet_demo.preprocessing import data_url  # noqa: E402
 from alexnet_demo.checkpoints import read_safetensors, sha256_of, CHECKPOINT_DIR  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from classes import draw_symbol  # noqa: E402  (bench/classes.py: drawn as a visitor draws on the sketchpad)
+from classes import draw_symbol  # noqa: E402  (bench/classes.py: drawn as a visitor draws on the pad)
 
 pytestmark = pytest.mark.slow
 NAMES = ["circle", "square", "triangle"]
@@ -25,11 +26,12 @@ def url(live_app):
     return live_app[0]
 
 
-def drawn(folder: Path, name: str, seed: int) -> dict:
-    """A sketchpad value as the browser sends it: the strokes as an RGBA PNG on a transparent layer."""
+def drawn(folder: Path, name: str, seed: int) -> Path:
+    """The strokes as a visitor draws them: an RGBA PNG, black on transparent (data_url(...) is the pad's value,
+    handle_file(...) an image input's)."""
     path = folder / f"{name}-{seed}.png"
     Image.fromarray(draw_symbol(name, np.random.default_rng(seed))).save(path)
-    return {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
+    return path
 
 
 def test_the_workspace_endpoints_are_listed(url):
@@ -43,12 +45,12 @@ def test_bad_input_gets_clear_messages(url, tmp_path):
     client = Client(url, verbose=False)
     with pytest.raises(Exception, match="Add examples first"):
         client.predict("head", 2, False, api_name="/classes_train")
-    client.predict("drawings", "circle", drawn(tmp_path, "circle", 0), api_name="/classes_add")
-    client.predict("drawings", "circle", drawn(tmp_path, "circle", 1), api_name="/classes_add")
+    client.predict("drawings", "circle", data_url(drawn(tmp_path, "circle", 0)), api_name="/classes_add")
+    client.predict("drawings", "circle", data_url(drawn(tmp_path, "circle", 1)), api_name="/classes_add")
     with pytest.raises(Exception, match=r"at least 2 classes to tell apart \(you have 1: circle\)"):
         client.predict("head", 2, False, api_name="/classes_train")
     with pytest.raises(Exception, match="class name"):
-        client.predict("drawings", "../etc", drawn(tmp_path, "square", 0), api_name="/classes_add")
+        client.predict("drawings", "../etc", data_url(drawn(tmp_path, "square", 0)), api_name="/classes_add")
     bad = tmp_path / "broken.zip"
     bad.write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(Exception, match="broken.zip is not a readable zip file"):
@@ -63,7 +65,7 @@ def test_bad_input_gets_clear_messages(url, tmp_path):
     with pytest.raises(Exception, match=r"add more to: square \(0\)"):
         client.predict("head", 2, False, api_name="/classes_train")
     with pytest.raises(Exception, match="clear them before switching to photos"):
-        client.predict("photos", "cat", drawn(tmp_path, "circle", 2)["composite"], api_name="/classes_add_photo")
+        client.predict("photos", "cat", handle_file(str(drawn(tmp_path, "circle", 2))), api_name="/classes_add_photo")
 
 
 def test_teach_three_drawn_classes_then_every_tab_reads_with_them(url, tmp_path):
@@ -72,11 +74,11 @@ def test_teach_three_drawn_classes_then_every_tab_reads_with_them(url, tmp_path)
     client, other = Client(url, verbose=False), Client(url, verbose=False)
     for name in NAMES:
         for seed in range(12):
-            note, counts, gallery, _ = client.predict("drawings", name, drawn(tmp_path, name, seed),
+            note, counts, gallery, _ = client.predict("drawings", name, data_url(drawn(tmp_path, name, seed)),
                                                       api_name="/classes_add")
     assert counts == "**circle**: 12 · **square**: 12 · **triangle**: 12" and len(gallery) == 36
-    client.predict("drawings", "extra", drawn(tmp_path, "circle", 99), api_name="/classes_add")
-    client.predict("drawings", "extra", drawn(tmp_path, "circle", 98), api_name="/classes_add")
+    client.predict("drawings", "extra", data_url(drawn(tmp_path, "circle", 99)), api_name="/classes_add")
+    client.predict("drawings", "extra", data_url(drawn(tmp_path, "circle", 98)), api_name="/classes_add")
     _, counts, _, _ = client.predict("extra", 2, api_name="/classes_delete")
     assert "**extra**: 1" in counts
     _, counts, _, _ = client.predict("extra", api_name="/classes_delete_class")
@@ -91,23 +93,24 @@ def test_teach_three_drawn_classes_then_every_tab_reads_with_them(url, tmp_path)
     assert not str(Path(checkpoint).resolve()).startswith(str(CHECKPOINT_DIR))
     for i, name in enumerate(NAMES):  # new drawings, never seen: the tab's own classify and the Draw tab
         fresh = drawn(tmp_path, name, 1000 + i)
-        label, _ = client.predict(fresh["composite"], api_name="/classes_classify")
+        label, _ = client.predict(handle_file(str(fresh)), api_name="/classes_classify")
         assert label["label"] == name, label
-        label, note, *_ = client.predict(fresh, api_name="/classify_digit")
+        label, note, *_ = client.predict(data_url(fresh), api_name="/classify_digit")
         assert label["label"] == name, (label, note)
-    figure, caption = client.predict("Drawing", drawn(tmp_path, "triangle", 2000), None, "the predicted class",
+    triangle = data_url(drawn(tmp_path, "triangle", 2000))
+    figure, caption = client.predict("Drawing", triangle, None, "the predicted class",
                                      "conv5", api_name="/explain")
     assert "triangle" in caption
     # another visitor: none of it
-    label, _ = other.predict(drawn(tmp_path, "circle", 3000), api_name="/classify_digit")[:2]
+    label, _ = other.predict(data_url(drawn(tmp_path, "circle", 3000)), api_name="/classify_digit")[:2]
     assert label["label"] in [str(d) for d in range(10)]
     with pytest.raises(Exception, match="Train your classes first"):
-        other.predict(drawn(tmp_path, "circle", 3001)["composite"], api_name="/classes_classify")
+        other.predict(handle_file(str(drawn(tmp_path, "circle", 3001))), api_name="/classes_classify")
     # a downloaded checkpoint continues in a new session, its classes named there
     third = Client(url, verbose=False)
     note, counts, _, _ = third.predict("drawings", handle_file(checkpoint), api_name="/classes_continue")
     assert "Continuing from your checkpoint (circle, square, triangle)" in note and "**square**: 0" in counts
-    label, _ = third.predict(drawn(tmp_path, "square", 4000)["composite"], api_name="/classes_classify")
+    label, _ = third.predict(handle_file(str(drawn(tmp_path, "square", 4000))), api_name="/classes_classify")
     assert set(c["label"] for c in label["confidences"]) == set(NAMES)
 
 

@@ -54,7 +54,7 @@ def test_identical_requests_get_identical_pictures_in_distinct_files(untrained_m
 
 
 def test_cleared_canvas_asks_for_a_digit(untrained_mnist):
-    cleared = {"background": None, "layers": [], "composite": None}
+    cleared = {"background": None, "layers": [], "composite": None}  # a Sketchpad's, as API callers may still send
     assert drawing.classify_digit(cleared, untrained_mnist)[0] == "Draw a digit 0–9"
 
 
@@ -66,11 +66,12 @@ def test_a_filled_blob_is_not_sure_rather_than_a_confident_digit(untrained_mnist
     assert len(label) == 10 and note.startswith("Not sure (the strokes are too bold")
 
 
-def test_clear_empties_every_output_of_the_old_digit():
-    from alexnet_demo.ui import drawing
-    label, note, kept, seen, top, maps = drawing.cleared()
+def test_clear_empties_every_output_of_the_old_digit(untrained_mnist):
+    """A cleared pad sends None: its one event answers with the prompt and no pictures."""
+    updates = list(drawing.answer_digit(None, untrained_mnist))
+    label, note, kept, seen, top, maps = updates[-1]
     assert label == "Draw a digit 0–9" and "Draw a digit" in note
-    assert (kept, seen, top, maps) == (None, None, None, [])
+    assert (kept, seen, top, list(maps or [])) == (None, None, None, [])
 
 
 def test_with_a_visitors_own_classes_the_tab_asks_for_them_not_for_digits(untrained_mnist):
@@ -82,7 +83,7 @@ def test_with_a_visitors_own_classes_the_tab_asks_for_them_not_for_digits(untrai
     sketch_label, note = drawing.prompts(mine)
     assert sketch_label["label"] == "Draw a circle, a triangle or a square" and "circle, triangle, square" in note
     assert drawing.classify_digit(None, mine)[0] == "Draw a circle, a triangle or a square"
-    assert drawing.cleared(mine)[1] == "Draw a circle, a triangle or a square on the canvas."
+    assert list(drawing.answer_digit(None, mine))[-1][1] == "Draw a circle, a triangle or a square on the canvas."
     assert drawing.prompts(None)[0]["label"] == "Draw a digit 0–9" and "digit" in drawing.prompts(None)[1]
 
 

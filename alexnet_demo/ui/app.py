@@ -23,22 +23,14 @@ Draw a digit and watch an AlexNet trained on MNIST read it stroke by stroke; sho
 every convolutional layer responds to; train your own and watch it learn."""
 
 CSS = """
-#sketch {max-width: 640px}
-#sketch canvas, #classes-sketch canvas {touch-action: none}  /* a finger on the canvas draws; it does not scroll or zoom the page */
 #photo img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}  /* 32 px examples, large */
 .gallery-item .caption-label {font-size: 12px}
-/* the moment Clear is pressed, until the server's empty answer arrives: no old digit's answer (drawing.py) */
-body.digit-cleared :is(#digit-note, #digit-label, #digit-seen, #digit-top-channels) {visibility: hidden}
+/* from the moment the pad is cleared until the server's empty answer arrives: no old digit's pictures */
+body:has(#sketch .pad.blank) :is(#digit-seen, #digit-top-channels) img {visibility: hidden}
 @media (max-width: 640px) {  /* a phone */
-  #sketch {height: 400px !important}  /* the square canvas fits without a tall empty box */
-  /* gradio's floating labels sat under the canvas's zoom/undo bar and over the photo; the tab and icons name them */
-  :is(#sketch, #photo) > label[data-testid="block-label"] {display: none}
+  /* gradio's floating label sat over the photo; the tab and icons name it */
+  #photo > label[data-testid="block-label"] {display: none}
   .picture .icon-button-wrapper {display: none}  /* over the top-channels panel's conv1 row; fingers zoom anyway */
-  /* the brush/eraser toolbar, a column over the paper's left edge, as a row in the band above the paper */
-  #sketch .toolbar-wrap {flex-direction: row !important; top: 6px !important; left: 6px !important;
-                         width: max-content !important; height: auto !important; align-items: center}
-  #sketch .toolbar-wrap .half-container {flex-direction: row !important; width: max-content !important;
-                                         height: auto !important}
 }
 """
 
@@ -58,7 +50,6 @@ def build_demo() -> gr.Blocks:
             training.tab(trained_last, trained_mnist, trained_cifar, sketch, image)
             classes.tab(trained_mnist, trained_cifar)
             model.tab()
-        demo.load(None, js=drawing.SELECT_BRUSH)
     demo.queue(default_concurrency_limit=4)
     return demo
 

@@ -17,14 +17,11 @@ from ..inspection import enlarge
 from ..training import TrainingError
 from . import formats, training
 from .common import is_blank, served, user_errors
-from .drawing import select_brush
+from .pad import DrawingPad
 from .runs import OUTPUTS, RunView
 
 SESSION_S = 2 * 3600  # a visitor's examples and model are dropped this long after their last change
 THUMBNAILS = 40  # per class shown in the gallery (the counts say how many there are)
-
-# its Clear hides nothing else: the examples and their counts stay
-SELECT_CLASSES_BRUSH = select_brush("#classes-sketch")
 
 INTRO = f"""### Teach it your own classes
 Name 2 to {MAX_CLASSES} classes and give each a few examples: **draw** them (shapes, letters, arrows, ticks,
@@ -68,7 +65,7 @@ def view(workspace: Workspace | None, note: str = ""):
 
 
 def add_drawing(workspace, kind, name, drawing):
-    """The sketchpad's drawing (or a webcam/uploaded photo) as one example of class `name`."""
+    """The pad's drawing (or a webcam/uploaded photo) as one example of class `name`."""
     workspace = _workspace(workspace, kind)
     if is_blank(drawing):
         raise gr.Error("Nothing to add: draw (or take a photo of) an example first.")
@@ -230,9 +227,7 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
                               elem_id="class-name", max_length=40)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
-                sketch = gr.Sketchpad(label="Draw one example", canvas_size=(480, 480), height=560, type="numpy",
-                                      image_mode="RGBA", elem_id="classes-sketch", layers=False,
-                                      brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
+                sketch = DrawingPad("Draw one example", "classes-sketch")
                 add_sketch = gr.Button("Add drawing", variant="primary", elem_id="add-drawing")
             with gr.Column(scale=2, min_width=300):
                 camera = gr.Image(label="A photo (webcam or upload)", sources=["webcam", "upload"], type="numpy",
@@ -287,9 +282,9 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
             answer = gr.Label(num_top_classes=5, label="Your model reads")
             seen = gr.Image(label="What it sees", interactive=False, height=220, format="png")
     shown = [workspace, note, counts, gallery, chosen]
-    # the canvas is left as it is: setting the editor's value to None from the server did not empty it in the
-    # browser (the next examples were all the first drawing again); the visitor clears it with its bin button
-    add_sketch.click(add_drawing, [workspace, kind, name, sketch], shown, api_name="classes_add")
+    # the pad is emptied once its drawing is in, ready for the next example
+    add_sketch.click(add_drawing, [workspace, kind, name, sketch], shown, api_name="classes_add").success(
+        lambda: None, None, sketch, api_name=False, queue=False, show_progress="hidden")
     add_camera.click(add_drawing, [workspace, kind, name, camera], shown, api_name="classes_add_photo")
     add_many.click(add_files, [workspace, kind, name, files], shown, api_name="classes_add_files")
     add_archive.click(add_zip, [workspace, kind, archive], shown, api_name="classes_add_zip")
@@ -305,7 +300,6 @@ def tab(trained_mnist: gr.State, trained_cifar: gr.State) -> None:
     upload.upload(continue_from, [workspace, kind, upload], [*shown, mine, trained_mnist, trained_cifar],
                   api_name="classes_continue")
     trial.change(classify, [trial, mine], [answer, seen], api_name="classes_classify")
-    page.select(None, js=SELECT_CLASSES_BRUSH)
     for opened in (page.select, kind.change):
         opened(amp_choice, kind, amp, api_name=False, concurrency_limit=1, concurrency_id="training-format",
                show_progress="hidden")
