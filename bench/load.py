@@ -8,9 +8,9 @@ p95 <= 1 s with no failure.
 
 Each visitor sends what the page sends for a stroke (PageVisitor: /classify_digit with the drawing, or an older
 app's Sketchpad pictures and then the event, which streams the probabilities and then what the network sees and the
-top channels; then the two pictures; `--client gradio_client`: the same event as an API caller sends it). Reports failed requests, p50/p95 time to the
-probabilities and to the pictures, and the training run's images/s against the same run alone. Bounded in
-count and time; 127.0.0.1 only.
+top channels; then the two pictures; `--client gradio_client`: the same event as an API caller sends it). Reports
+failed requests, p50/p95 time to the probabilities and to the pictures, and the training run's images/s against the
+same run alone. Bounded in count and time; 127.0.0.1 only.
 """
 from __future__ import annotations
 
@@ -82,13 +82,14 @@ def percentiles(seconds: list[float]) -> dict:
 
 class PageVisitor:
     """What the page itself sends for one stroke, with httpx as the browser, as gradio 6.31's page was seen to
-    (tests/test_browser.py). Apps with the drawing pad (ui/pad.py): the event joined to the queue with the
-    drawing's PNG as a data URL, its answer read from the session's event stream (the probabilities, then the
-    pictures), the two pictures fetched as <img> do. Apps before, with a Sketchpad: its three pictures (background,
-    composite, layer) each POSTed to the editor's accept_blobs and uploaded for its own value, once before the stroke's event and twice more once it has
-    started (9 uploads; 24 for apps whose pictures came in a chained event); the event joined to the queue naming
-    the editor's blobs, its answer read from the session's event stream (the probabilities, then the pictures); the
-    two pictures fetched as <img> do. gradio_client sends none of the editor's blobs and one upload a picture."""
+    (tests/test_browser.py). Apps with the drawing pad (ui/pad.py): the event joined to the queue with the drawing's
+    PNG as a data URL, its answer read from the session's event stream (the probabilities, then the pictures), the
+    two pictures fetched as <img> do. Apps before, with a Sketchpad: its three pictures (background, composite,
+    layer) each POSTed to the editor's accept_blobs and uploaded for its own value, once before the stroke's event
+    and twice more once it has started (9 uploads; 24 for apps whose pictures came in a chained event); the event
+    joined to the queue naming the editor's blobs, its answer read from the session's event stream (the
+    probabilities, then the pictures); the two pictures fetched as <img> do. gradio_client sends none of the editor's
+    blobs and one upload a picture."""
 
     UPLOADS = 3  # each picture's uploads a stroke beside its blob, with one event a stroke (apps since 2026-12-02)
 
@@ -161,7 +162,8 @@ class PageVisitor:
         if len(inputs) == 3:
             inputs[2] = False  # every channel's grids: closed
         updates = self._event("classify_digit", inputs)
-        label = next(updates)[0]
+        first = next(updates)  # the probabilities (with the pictures too, when the event answers once)
+        label = first[0]
         to_probabilities = time.perf_counter() - t0
         for _, name, picture in [] if self.pad else self.pictures:  # the editor's other uploads, once it started
             for _ in range(self.uploads - 1):
@@ -169,14 +171,14 @@ class PageVisitor:
         if "digit_panel" in self.events:  # apps before 2026-12-02: the pictures in an event of their own
             pictures = list(self._event("digit_panel", [None, False]))[-1][:2]
         else:
-            pictures = list(updates)[-1][3:5]
+            pictures = ([first] + list(updates))[-1][3:5]
         for picture in pictures:
             self.http.get(picture["url"]).raise_for_status()
         return label, to_probabilities, pictures
 
 
 def visitor_process(url: str, index: int, folder: str, start_at: float, deadline: float, results,
-                    think: float = 0.0, client_kind: str = "page") -> None:
+                    think: float = 0.0, client_kind: str = "page", jitter: bool = False) -> None:
     """One visitor in its own process (as real visitors are: their clients never share the bench's GIL): draws
     until the deadline, each answer as the page gets it (probabilities, then the pictures), then `think` s before
     the next stroke (0: at once, a visitor drawing flat out); reports ("ok", seconds to the probabilities, seconds
@@ -210,6 +212,10 @@ def visitor_process(url: str, index: int, folder: str, start_at: float, deadline
     except Exception as e:  # a visitor that cannot even open the page is a failure too
         results.put(("failed", f"connect: {e!r}"))
         return
+    rng = np.random.default_rng(index)
+    # jitter: visitors out of step, as real ones are (each's first stroke within the first think time, each pause
+    # 0.5-1.5x think); without it every visitor starts at once and, all waiting the same, they keep drawing in waves
+    start_at += rng.uniform(0, think) if jitter else 0.0
     time.sleep(max(0.0, start_at - time.monotonic()))  # every visitor starts drawing at once
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_at_start = usage.ru_utime + usage.ru_stime
@@ -221,7 +227,8 @@ def visitor_process(url: str, index: int, folder: str, start_at: float, deadline
         except Exception as e:  # a failed request is what this test counts
             ok, label = False, repr(e)
         results.put(("ok", to_probabilities, time.perf_counter() - t0) if ok else ("failed", str(label)[:300]))
-        time.sleep(min(think, max(0.0, deadline - time.monotonic())))
+        pause = think * rng.uniform(0.5, 1.5) if jitter else think
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
     usage = resource.getrusage(resource.RUSAGE_SELF)  # this visitor's own CPU: it shares the app's cores here
     results.put(("cpu", usage.ru_utime + usage.ru_stime - cpu_at_start))
 
@@ -236,7 +243,8 @@ def cpu_s(pid: int | None) -> float | None:
 
 
 def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True,
-             think: float = 0.0, server_pid: int | None = None, client_kind: str = "page") -> dict:
+             think: float = 0.0, server_pid: int | None = None, client_kind: str = "page",
+             jitter: bool = False) -> dict:
     """`clients` visitors, each in its own process, draw for `seconds` (after all have connected), `think` s
     between an answer and the next stroke; returns counts, both latencies (to the probabilities, to the panel)
     and the training run's rates. With `server_pid`, also the app's CPU ms per answer: the visitors' clients
@@ -250,7 +258,7 @@ def run_load(url: str, clients: int, seconds: float, folder: Path, with_training
     deadline = start_at + seconds
     job = connect(url).submit(**TRAIN_FORM, api_name="/train") if with_training else None
     processes = [context.Process(target=visitor_process, daemon=True,
-                                 args=(url, i, str(folder), start_at, deadline, results, think, client_kind))
+                                 args=(url, i, str(folder), start_at, deadline, results, think, client_kind, jitter))
                  for i in range(clients)]
     for p in processes:
         p.start()
@@ -297,13 +305,13 @@ def meets(result: dict, p95_ms: float) -> bool:
 
 
 def capacity(url: str, counts: list[int], seconds: float, folder: Path, with_training: bool, p95_ms: float,
-             think: float = 0.0, server_pid: int | None = None, client_kind: str = "page"):
+             think: float = 0.0, server_pid: int | None = None, client_kind: str = "page", jitter: bool = False):
     """The largest visitor count in `counts` (ascending) whose probabilities stay at p95 <= `p95_ms` with no
     failure; stops at the first count that misses. (largest or 0, every step's result)"""
     steps, largest = [], 0
     for n in counts:
         result = run_load(url, n, seconds, folder, with_training=with_training, think=think, server_pid=server_pid,
-                          client_kind=client_kind)
+                          client_kind=client_kind, jitter=jitter)
         steps.append(result)
         print(json.dumps({k: result[k] for k in ("clients", "failed", "p50_ms", "p95_ms", "answers_per_s",
                                                  "server_cpu_ms_per_answer", "visitors_cpu_ms_per_answer")}),
@@ -354,6 +362,9 @@ def main(argv=None) -> int:
     parser.add_argument("--think", type=float, default=0.0,
                         help="s a visitor takes between seeing an answer and the next stroke's answer request "
                              "(drawing it); 0: flat out, the harshest load")
+    parser.add_argument("--jitter", action="store_true",
+                        help="visitors out of step: each starts within the first --think s and pauses 0.5-1.5x "
+                             "--think (without it all start at once and keep drawing in waves)")
     parser.add_argument("--training", choices=("with", "without", "both"), default="with",
                         help="a training run streaming beside the visitors, or not, or each in turn")
     parser.add_argument("--no-training", action="store_const", const="without", dest="training")
@@ -361,8 +372,8 @@ def main(argv=None) -> int:
                         help="checkout whose app.py to serve (repeat to compare, e.g. a baseline commit's "
                              "`git worktree`); default: this one")
     parser.add_argument("--client", choices=("page", "gradio_client"), default="page",
-                        help="each visitor's requests: the page's own (the Sketchpad's blobs and uploads, each event "
-                             "as the page sends it), or an API caller's through gradio_client (lighter)")
+                        help="each visitor's requests: the page's own (the drawing in the event; an older app's "
+                             "Sketchpad blobs and uploads), or an API caller's through gradio_client")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -378,11 +389,12 @@ def main(argv=None) -> int:
                 if args.capacity:
                     counts = sorted(int(n) for n in args.capacity.split(","))
                     largest, steps = capacity(url, counts, args.seconds, args.out, with_training, args.p95_ms,
-                                              args.think, server.pid, args.client)
+                                              args.think, server.pid, args.client, args.jitter)
                     row = {"largest_visitors": largest, "steps": steps}
                 else:
                     row = run_load(url, args.clients, args.seconds, args.out, with_training=with_training,
-                                   think=args.think, server_pid=server.pid, client_kind=args.client)
+                                   think=args.think, server_pid=server.pid, client_kind=args.client,
+                                   jitter=args.jitter)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -390,7 +402,8 @@ def main(argv=None) -> int:
                        train_images_per_s_alone=statistics.median(alone) if alone else None)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    result = {"rows": rows, "p95_target_ms": args.p95_ms, "cpu": cpu_name(), "cores": os.cpu_count(),
+    result = {"rows": rows, "p95_target_ms": args.p95_ms, "jitter": args.jitter, "cpu": cpu_name(),
+              "cores": os.cpu_count(),
               "server": "python app.py in its own process", "visitors": f"each in its own process, {args.client}"}
     (args.out / "load.json").write_text(json.dumps(result, indent=2))
     for row in rows:

@@ -68,8 +68,7 @@ def test_a_filled_blob_is_not_sure_rather_than_a_confident_digit(untrained_mnist
 
 def test_clear_empties_every_output_of_the_old_digit(untrained_mnist):
     """A cleared pad sends None: its one event answers with the prompt and no pictures."""
-    updates = list(drawing.answer_digit(None, untrained_mnist))
-    label, note, kept, seen, top, maps = updates[-1]
+    label, note, kept, seen, top, maps = drawing.answer_digit(None, untrained_mnist)
     assert label == "Draw a digit 0–9" and "Draw a digit" in note
     assert (kept, seen, top, list(maps or [])) == (None, None, None, [])
 
@@ -83,14 +82,11 @@ def test_with_a_visitors_own_classes_the_tab_asks_for_them_not_for_digits(untrai
     sketch_label, note = drawing.prompts(mine)
     assert sketch_label["label"] == "Draw a circle, a triangle or a square" and "circle, triangle, square" in note
     assert drawing.classify_digit(None, mine)[0] == "Draw a circle, a triangle or a square"
-    assert list(drawing.answer_digit(None, mine))[-1][1] == "Draw a circle, a triangle or a square on the canvas."
+    assert drawing.answer_digit(None, mine)[1] == "Draw a circle, a triangle or a square on the canvas."
     assert drawing.prompts(None)[0]["label"] == "Draw a digit 0–9" and "digit" in drawing.prompts(None)[1]
 
 
-def test_a_stroke_is_one_event_the_probabilities_first_then_the_pictures_of_that_answer(untrained_mnist):
-    import gradio as gr
-    first, last = list(drawing.answer_digit(sketch_value(), untrained_mnist, True))
-    assert first[:2] == last[:2] and first[2] is last[2]  # the same answer, kept once
-    assert all(isinstance(x, type(gr.skip())) for x in first[3:])  # the old pictures stay until the new ones come
-    seen, top, maps = last[3:]
-    assert np.array_equal(np.asarray(seen), np.asarray(drawing.digit_panel(first[2])[0])) and top and len(maps) == 5
+def test_a_stroke_is_one_answer_the_probabilities_with_the_pictures_of_that_answer(untrained_mnist):
+    label, note, kept, seen, top, maps = drawing.answer_digit(sketch_value(), untrained_mnist, True)
+    assert (label, note) == drawing.classify_digit(sketch_value(), untrained_mnist)[:2]
+    assert np.array_equal(np.asarray(seen), np.asarray(drawing.digit_panel(kept)[0])) and top and len(maps) == 5

@@ -1,5 +1,5 @@
-"""The Draw tab: a drawing pad whose digit the MNIST model reads after every stroke; the probabilities come first,
-then what the network sees and its most active channels (every channel one click away)."""
+"""The Draw tab: a drawing pad whose digit the MNIST model reads after every stroke: the probabilities, what the
+network sees and its most active channels (every channel one click away)."""
 from __future__ import annotations
 
 import gradio as gr
@@ -55,11 +55,13 @@ def digit_panel(kept=None, all_channels=False):
 
 
 def answer_digit(drawing, trained=None, all_channels=False):
-    """A stroke's whole answer in one event: the probabilities at once, then its pictures (a cleared pad: the
-    prompt and no pictures). One event, the pad's one request a stroke (ui/pad.py; tests/test_browser.py)."""
+    """A stroke's whole answer in one event and one message: the probabilities with their pictures (a cleared pad:
+    the prompt and no pictures). Not a generator streaming the probabilities first: its first message had to keep
+    the old pictures with gr.skip(), which gradio 6.31 answers by building new Image and Gallery components for the
+    session, and a second message costs its own round: 49 -> 40 ms of the app's CPU a stroke under 40 visitors
+    (bench/load.py); one visitor alone had seen the pictures 13 ms (p50) after the probabilities."""
     label, note, kept = classify_digit(drawing, trained)
-    yield label, note, kept, gr.skip(), gr.skip(), gr.skip()  # the old pictures stay until the new ones are drawn
-    yield label, note, kept, *digit_panel(kept, all_channels)
+    return label, note, kept, *digit_panel(kept, all_channels)
 
 
 def digit_grids(drawing, kept=None, trained=None):
@@ -70,7 +72,7 @@ def digit_grids(drawing, kept=None, trained=None):
 def tab(trained: gr.State) -> DrawingPad:
     """Build the tab and wire its events; returns the pad, which the other tabs read."""
     with gr.Tab("Draw a digit", id="draw"):
-        kept = gr.State(None)  # this session's last Result, for the pictures that follow the probabilities
+        kept = gr.State(None)  # this session's last Result: opening every channel's grids draws them from it
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
                 sketch = DrawingPad(ask(), "sketch")
