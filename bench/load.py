@@ -122,9 +122,15 @@ class PageVisitor:
         """Yields the event's outputs (diffs applied) as they stream in; None for the page's States."""
         from gradio_client.utils import apply_diff
         event = self.events[api_name]
-        joined = self.http.post(f"{self.api}queue/join", json={
-            "data": data, "event_data": None, "fn_index": event["id"], "trigger_id": event["targets"][0][0],
-            "session_hash": self.session})
+        body = {"data": data, "event_data": None, "fn_index": event["id"], "trigger_id": event["targets"][0][0],
+                "session_hash": self.session}
+        if event.get("queue") is False:  # an event off the queue: the page POSTs it and gets its answer back
+            answered = self.http.post(f"{self.api}run/predict", json=body)
+            if answered.status_code != 200:
+                raise RuntimeError(f"{api_name} failed: {answered.text[:200]}")
+            yield answered.json()["data"]
+            return
+        joined = self.http.post(f"{self.api}queue/join", json=body)
         joined.raise_for_status()
         event_id, outputs = joined.json()["event_id"], None
         with self.http.stream("GET", f"{self.api}queue/data", params={"session_hash": self.session}) as stream:

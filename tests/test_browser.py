@@ -81,8 +81,9 @@ def test_drawing_a_one_is_read_as_one(page):
     draw_and_read(page, [(0.5, 0.2), (0.5, 0.8)], "1", "1-draw-one.png")  # fractions of the paper
     wait_for_new_panel(page, "")
     page.wait_for_timeout(1000)
-    # the pad's stroke is one request, its PNG inside: no editor blobs, no uploads (a Sketchpad: 3 and 9)
-    assert posted == ["queue/join"], posted
+    # the pad's stroke is one request, its PNG inside, answered in its reply: no editor blobs, no uploads (a
+    # Sketchpad: 3 and 9), no queue join and event stream (drawing.tab: off the queue)
+    assert posted == ["run/predict"], posted
     page.screenshot(path=str(SHOTS / "1-draw.png"), full_page=True)
     # a second stroke turns the 1 into something else; Undo brings the 1 back, read as before
     stroke(page, "#sketch", [(0.3, 0.35), (0.7, 0.35)])

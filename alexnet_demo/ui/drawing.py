@@ -5,10 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 from ..confidence import doubt
-from ..inference import MAX_BATCH
 from ..models import MNIST_CLASSES
 from .common import current_result, grids, is_blank, panel, picture, run_model, top_channels_image
 from .pad import DrawingPad
+
 
 def _digits(trained) -> bool:
     """Whether the Draw tab's model reads digits (the shipped one, a Train tab run), not a visitor's own classes."""
@@ -87,10 +87,11 @@ def tab(trained: gr.State) -> DrawingPad:
         with gr.Accordion("Every channel of every layer", open=False) as every:
             maps = gr.Gallery(label="Feature maps of conv1 … conv5 for this drawing (after ReLU)", columns=5,
                               height=300, object_fit="contain", format="png")
-    # As many at once as one batched forward takes: concurrent visitors' inputs share a forward (inference.py)
+    # Off the queue: the page POSTs the stroke and gets its answer in that one request's reply (the queue's join and
+    # event stream cost the app ~3 ms of CPU a stroke, 41 -> 38 ms under 30-50 visitors, bench/load.py). Concurrent
+    # visitors' inputs still share one batched forward of up to MAX_BATCH (inference.py).
     sketch.change(answer_digit, [sketch, trained, grids_open], [label, note, kept, seen, top_maps, maps],
-                  api_name="classify_digit", show_progress="hidden", concurrency_limit=MAX_BATCH,
-                  trigger_mode="always_last")
+                  api_name="classify_digit", show_progress="hidden", queue=False, trigger_mode="always_last")
     every.expand(lambda: True, None, grids_open, api_name=False, queue=False).then(
         digit_grids, [sketch, kept, trained], maps, api_name=False, concurrency_limit=2)
     every.collapse(lambda: False, None, grids_open, api_name=False, queue=False)
