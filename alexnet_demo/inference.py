@@ -139,8 +139,9 @@ class Classifier:
             logits = logits.float()
             for i, r in enumerate(batch):
                 r.logits = logits[i]
-                if r.maps:  # copies: one input's maps must not keep the whole batch's alive
-                    r.feature_maps = {name: m[i].float().contiguous().clone() for name, m in maps.items()}
+                if r.maps:  # copies (one each: float32, plain layout): one input's maps must not keep the batch's alive
+                    r.feature_maps = {name: m[i].to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+                                      for name, m in maps.items()}
         except BaseException as e:  # every waiting caller gets the error, not a hang
             for r in batch:
                 r.error = e
