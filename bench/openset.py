@@ -409,7 +409,8 @@ def pool5_views(model, image) -> torch.Tensor:
 def answer_cost(photos_, calls: int = 20, rounds: int = 3) -> dict:
     """Median ms of the Photo tab's probabilities alone, with the open-set verdict, with its channel ranges alone (no
     face, no digit asked), and with the rule before's forward (pool5 of the views) in its place, for `calls` photos ×
-    `rounds`, the four interleaved photo by photo so that a busy machine slows each alike, with the shipped checkpoint (run it on a quiet machine for a figure)."""
+    `rounds`, the four interleaved photo by photo so that a busy machine slows each alike, with the shipped checkpoint
+    (run it on a quiet machine for a figure)."""
     import statistics
 
     from alexnet_demo import openset
