@@ -195,6 +195,10 @@ def test_an_api_caller_gets_the_open_set_verdict(live_app, tmp_path):
     example = str(CHECKPOINT_DIR.parent / "alexnet_demo" / "examples" / "cifar10" / "ship.png")
     _, note = client.predict(gradio_client.handle_file(example), api_name="/classify_image")
     assert note.startswith("Looks like a **ship**")
+    astronaut = tmp_path / "astronaut.png"
+    Image.fromarray(pytest.importorskip("skimage.data").astronaut()).save(astronaut)
+    label, note = client.predict(gradio_client.handle_file(str(astronaut)), api_name="/classify_image")
+    assert note.startswith("This looks like a person's face") and label["label"] == "None of the ten"
 
 
 def test_the_benchs_signal_threshold_leaves_at_most_the_rate_above_it():
