@@ -265,7 +265,7 @@ def signal_table(row, shipped, values, thresholds, cost, families, family_names,
     scores, threshold = shipped
     sets = list(scores)
     out = ["\nThe signals for what the channel ranges let through, each at its threshold (fitted to call at most "
-           f"{args.signal_rate:.0%} of the fit images 'none'), alone and added (OR) to the rule shipped:",
+           f"{args.signal_rate:.1%} of the fit images 'none'), alone and added (OR) to the rule shipped:",
            "| verdict | fit images 'none' | ms per photo | threshold images 'none' | in-class 'none' | "
            f"clean test images 'none' | out-of-class given a class | {' | '.join(family_names)} |",
            "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(family_names)]
