@@ -12,6 +12,10 @@ checkpoint, side by side in one run:
   that --none-rate of them would be called "none of the ten", and at it the rates on the test photos: in-class photos
   called "none", CIFAR-10 test images as they are called "none", out-of-class photos given a class, overall and per
   family (a table, side by side).
+- the signals added for what the channel ranges let through (signals()): a face detector (OpenCV's Haar cascades,
+  two of the wheel's), the shipped MNIST model's top probability, and how two-toned the photo is (Otsu); each fitted
+  to call at most --signal-rate of the same training images "none", alone and added to the rule shipped (OR), with
+  each one's cost per photo.
 `--write-stats` writes the first checkpoint's chosen rule (the channel ranges, their weights and the threshold)
 beside it (checkpoints/cifar10.openset.safetensors), which the Photo tab uses.
 """
@@ -176,6 +180,56 @@ def candidates(model, fit, fit_labels, combine, outliers):
     }, chosen
 
 
+# ---- the signals added to the rule shipped, for what its channel ranges let through -------------------------
+
+
+def two_tone(image) -> float:
+    """How well two gray levels explain the photo: Otsu's between-class variance over the total, in [0, 1] (ink on
+    paper, a sign: near 1)."""
+    import cv2
+    from alexnet_demo.preprocessing import to_float_array
+    color, _ = to_float_array(image)
+    gray = ((color @ np.float32([0.299, 0.587, 0.114]) if color.shape[2] == 3 else color[:, :, 0]) * 255).round()
+    gray = gray.astype(np.uint8)
+    cut, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    x = gray.astype(np.float32)
+    dark = x <= cut
+    share = dark.mean()
+    if share in (0, 1) or x.var() == 0:
+        return 0.0
+    return float(share * (1 - share) * (x[dark].mean() - x[~dark].mean()) ** 2 / x.var())
+
+
+def signals() -> dict:
+    """{name: photo -> number, higher: more likely none of the ten}: the signals measured beside the rule shipped."""
+    from alexnet_demo import openset
+    return {"face (Haar alt2: neighbours)": lambda im: openset.face_neighbours(im, "haarcascade_frontalface_alt2.xml"),
+            "face (Haar default: neighbours)":
+            lambda im: openset.face_neighbours(im, "haarcascade_frontalface_default.xml"),
+            "digit (MNIST model: top probability)": lambda im: openset.digit_reading(im)[1],
+            "two-toned (Otsu: share of the variance)": two_tone}
+
+
+def measure_signals(named_photos: dict) -> tuple[dict, dict]:
+    """({signal: {set: (N,) values}}, {signal: ms per photo}) for {set: list of photos}."""
+    values, cost = {}, {}
+    for name, signal in signals().items():
+        started, count = time.perf_counter(), 0
+        values[name] = {}
+        for key, images in named_photos.items():
+            values[name][key] = np.array([signal(im) for im in images], np.float64)
+            count += len(images)
+        cost[name] = (time.perf_counter() - started) / count * 1e3
+        print(f"{name}: {cost[name]:.1f} ms per photo", flush=True)
+    return values, cost
+
+
+def signal_threshold(fit_values: np.ndarray, rate: float) -> float:
+    """The smallest of the fit images' values above which at most `rate` of them lie."""
+    ordered = np.sort(fit_values)
+    return float(ordered[max(0, int(np.ceil((1 - rate) * len(ordered) - 1e-9)) - 1)])
+
+
 def outlier_photos(train, pool: torch.Tensor, count: int, seed: int = 3):
     """`count` re-photographed outliers from the generators outlier exposure uses (photo_augment.py), never the
     evaluation's families: half jigsaws of the training images `pool` indexes, half smooth colour fields."""
@@ -186,6 +240,55 @@ def outlier_photos(train, pool: torch.Tensor, count: int, seed: int = 3):
     fields = torch.cat([colour_fields(10, 3, 32, 32, g) for _ in range(-(-(count - len(jigsaws)) // 10))])
     images = torch.cat([jigsaws, fields])[:count]
     return photos.in_class(images.numpy(), np.arange(count) % 10, count, seed=seed)
+
+
+KEPT = ("face (Haar alt2: neighbours)", "digit (MNIST model: top probability)")  # in openset.judge
+
+
+def signal_table(row, shipped, values, thresholds, cost, families, family_names, args) -> list[str]:
+    """Each signal alone and added (OR) to the rule shipped, at its threshold (fitted to call at most
+    args.signal_rate of the fit images "none"): the rates called "none" on the fit images, the threshold images, the
+    in-class test photos and the clean test images, and out-of-class given a class, overall and per family; its
+    figures also go into `row`. `shipped`: (the rule shipped's scores per set, its threshold). Last, the kept
+    combination with the channel ranges' threshold re-set so that the whole calls args.none_rate of the threshold
+    images "none", as the rule shipped alone does."""
+    def line(name, none, fit_none="–", ms="–"):
+        given = ~none["outside"]
+        for key in ("calibration", "inside", "clean"):
+            row[f"{key} called none: {name}"] = float(none[key].mean())
+        row[f"out-of-class given a class: {name}"] = float(given.mean())
+        for family in family_names:
+            row[f"given a class: {name}: {family}"] = float(given[families == family].mean())
+        return (f"| {name} | {fit_none} | {ms} | {none['calibration'].mean():.1%} | {none['inside'].mean():.1%} | "
+                f"{none['clean'].mean():.1%} | {given.mean():.1%} | "
+                + " | ".join(f"{given[families == f].mean():.0%}" for f in family_names) + " |")
+    scores, threshold = shipped
+    sets = list(scores)
+    out = ["\nThe signals for what the channel ranges let through, each at its threshold (fitted to call at most "
+           f"{args.signal_rate:.1%} of the fit images 'none'), alone and added (OR) to the rule shipped:",
+           "| verdict | fit images 'none' | ms per photo | threshold images 'none' | in-class 'none' | "
+           f"clean test images 'none' | out-of-class given a class | {' | '.join(family_names)} |",
+           "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(family_names)]
+    flags = {name: {key: v[key] > thresholds[name] for key in sets} for name, v in values.items()}
+    for name, v in values.items():
+        row[f"signal threshold: {name}"] = thresholds[name]
+        out.append(line(f"{name} > {thresholds[name]:.4g}, alone", flags[name],
+                        f"{(v['fit'] > thresholds[name]).mean():.1%}", f"{cost[name]:.1f}"))
+    combined, label = {key: scores[key] > threshold for key in sets}, "channel ranges (the rule shipped)"
+    out.append(line(label, combined))
+    for name in KEPT:
+        combined, label = {key: combined[key] | flags[name][key] for key in sets}, f"{label} + {name.split(' (')[0]}"
+        out.append(line(label, combined))
+    for name in (n for n in values if n not in KEPT):
+        out.append(line(f"{label} + {name} (not kept)", {key: combined[key] | flags[name][key] for key in sets}))
+    extra = {key: np.logical_or.reduce([flags[name][key] for name in KEPT]) for key in sets}
+    reset = next(t for t in np.sort(scores["calibration"]) if ((scores["calibration"] > t) | extra["calibration"])
+                 .mean() <= args.none_rate)
+    row["channel threshold re-set for the kept combination"] = float(reset)
+    out.append(line(f"the same, channel threshold re-set to {reset:.1f} (from {threshold:.1f}): "
+                    f"{args.none_rate:.0%} of the threshold images 'none' in all",
+                    {key: (scores[key] > reset) | extra[key] for key in sets}))
+    return out
 
 
 def run(args) -> Path:
@@ -227,6 +330,12 @@ def run(args) -> Path:
           f"{len(calibration)} for the thresholds, {len(outliers)} outliers (jigsaws, colour fields); "
           f"{len(inside)} re-photographed test images, {len(outside)} out-of-class photos "
           f"({time.perf_counter() - started:.0f} s to make)", flush=True)
+    signal_values, signal_cost = measure_signals({
+        "fit": [p.image for p in fit_photos] + [train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()],
+        "calibration": [p.image for p in calibration], "inside": [p.image for p in inside],
+        "clean": [test.images[i].permute(1, 2, 0).numpy() for i in clean_index.tolist()],
+        "outside": [p.image for p in outside]})
+    signal_thresholds = {name: signal_threshold(v["fit"], args.signal_rate) for name, v in signal_values.items()}
     labels = torch.tensor([p.label for p in inside])
     families = np.array([p.family for p in outside])
     family_names = list(dict.fromkeys(families))
@@ -263,6 +372,9 @@ def run(args) -> Path:
                 row.update(threshold=threshold, calibration_none=float((c > threshold).mean()),
                            in_class_called_none=float((i > threshold).mean()),
                            out_of_class_given_a_class=float(given.mean()))
+                shipped = {"calibration": c, "inside": i, "clean": k, "outside": o}, threshold
+        table += signal_table(row, shipped, signal_values, signal_thresholds, signal_cost, families, family_names,
+                              args)
         rows.append(row)
         tables += table
         if index == 0 and args.write_stats:
@@ -277,7 +389,9 @@ def run(args) -> Path:
             print(f"-> {written}")
     meta = {**environment(torch.device("cpu")), "hardware": device_name(torch.device("cpu")),
             "in_class": len(inside), "out_of_class": {f: int((families == f).sum()) for f in family_names},
-            "none_rate_set": args.none_rate, "chosen_score": CHOSEN, "stats_written": written}
+            "none_rate_set": args.none_rate, "chosen_score": CHOSEN, "stats_written": written,
+            "signal_rate_set": args.signal_rate, "signal_thresholds": signal_thresholds,
+            "signal_ms_per_photo": signal_cost}
     out = report("openset", [dict(r) for r in rows], meta, args.out)
     print("\n".join(tables))
     return out
@@ -293,18 +407,22 @@ def pool5_views(model, image) -> torch.Tensor:
 
 
 def answer_cost(photos_, calls: int = 20, rounds: int = 3) -> dict:
-    """Median ms of the Photo tab's probabilities alone, with the open-set verdict, and with the rule before's
-    forward (pool5 of the views) in its place, for `calls` photos × `rounds`, the three interleaved photo by photo so
-    that a busy machine slows each alike, with the shipped checkpoint (run it on a quiet machine for a figure)."""
+    """Median ms of the Photo tab's probabilities alone, with the open-set verdict, with its channel ranges alone (no
+    face, no digit asked), and with the rule before's forward (pool5 of the views) in its place, for `calls` photos ×
+    `rounds`, the four interleaved photo by photo so that a busy machine slows each alike, with the shipped checkpoint
+    (run it on a quiet machine for a figure)."""
     import statistics
 
     from alexnet_demo import openset
     from alexnet_demo.inference import load_classifier
     classifier = load_classifier("cifar10")
     chosen = [p.image for p in photos_[:calls]]
+    rule = openset.load(classifier.source)
     answers = {"probabilities_ms": lambda im: classifier.run(im, maps=False),
                "probabilities_and_verdict_ms": lambda im: (classifier.run(im, maps=False),
                                                            openset.judge(classifier, im)),
+               "probabilities_and_channel_ranges_ms (the verdict without face and digit)":
+               lambda im: (classifier.run(im, maps=False), rule.score(classifier.model, im)),
                "probabilities_and_pool5_views_ms (the rule before)": lambda im: (classifier.run(im, maps=False),
                                                                                  pool5_views(classifier.model, im))}
     for image in chosen[:3]:  # warm-up: oneDNN's primitive caches, the rule's file
@@ -331,6 +449,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fit-per-class", type=int, default=300, help="training images per class to fit the rules")
     parser.add_argument("--none-rate", type=float, default=0.05,
                         help="share of re-photographed training images called 'none' at the threshold")
+    parser.add_argument("--signal-rate", type=float, default=0.01,
+                        help="share of the fit images an added signal (face, digit, two-toned) may call 'none'")
     parser.add_argument("--write-stats", action="store_true", help="write the first checkpoint's open-set file")
     parser.add_argument("--cost", action="store_true",
                         help="only time the Photo tab's answer with and without the verdict (20 photos of other "

@@ -1,8 +1,9 @@
-"""A real browser: the Photo tab says "none of the ten" for a photo of something else (issue 20); saves a
-screenshot."""
+"""A real browser: the Photo tab says "none of the ten" for a photo of something else and for a person's photo
+(issue 20); saves screenshots."""
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 pytest.importorskip("gradio")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -36,4 +37,10 @@ def test_a_photo_of_something_else_is_called_none_of_the_ten(live_app, tmp_path)
         page.wait_for_selector("#photo-top-channels img", timeout=60_000)
         page.screenshot(path=str(SHOTS / "photo-none-of-the-ten.png"), full_page=True)
         assert "closest:" in page.inner_text("body")
+        person = tmp_path / "astronaut.png"  # a person, whose layers' activity lies within the ranges: her face
+        Image.fromarray(pytest.importorskip("skimage.data").astronaut()).save(person)
+        page.locator("#photo input[type=file]").set_input_files(str(person))
+        page.wait_for_function("() => document.body.innerText.includes(\"This looks like a person's face\")",
+                               timeout=60_000)
+        page.screenshot(path=str(SHOTS / "photo-face-none-of-the-ten.png"), full_page=True)
         browser.close()

@@ -1,5 +1,6 @@
 """The open-set rule (alexnet_demo/openset.py) and its evaluation photos (alexnet_demo/photos.py)."""
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,9 +85,50 @@ def test_the_shipped_rule_says_none_for_a_sign_and_passes_cifar10_examples():
     assert all(kept.values()), kept  # the rule calls about 5% of CIFAR-10 test images "none"; none of these
 
 
+def test_the_face_detector_ships_inside_the_opencv_wheel():
+    import cv2
+    assert (Path(cv2.data.haarcascades) / openset.FACE_CASCADE).is_file()  # nothing downloaded at run time
+
+
+def test_a_face_counts_when_it_is_a_reasonable_share_of_the_photo():
+    """scikit-image's astronaut (Eileen Collins, her face about a fifth of the picture) has one; the same picture
+    shrunk to a quarter on a larger gray page has it under FACE_MIN of the photo; a plain page has none."""
+    data = pytest.importorskip("skimage.data")
+    astronaut = data.astronaut()
+    assert openset.face_neighbours(astronaut) > openset.FACE_NEIGHBOURS
+    page = np.full((512, 512, 3), 128, np.uint8)
+    page[:128, :128] = np.asarray(Image.fromarray(astronaut).resize((128, 128), Image.BILINEAR))
+    assert openset.face_neighbours(page) == 0
+    assert openset.face_neighbours(np.full((200, 300, 3), 200, np.uint8)) == 0
+
+
+@pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
+def test_the_shipped_rule_calls_a_persons_photo_none_for_its_face():
+    """The issue's first complaint: a photo of a person answered "dog". The astronaut's layers' activity lies within
+    the channel ranges; the face detector makes it none of the ten."""
+    data = pytest.importorskip("skimage.data")
+    classifier = load_classifier("cifar10")
+    verdict = openset.judge(classifier, data.astronaut())
+    assert verdict.none and verdict.reason == "face" and verdict.score <= verdict.threshold
+    text = verdict.text(classifier.classes)
+    assert "person's face" in text and f"closest: **{verdict.closest}**" in text
+
+
+@pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
+def test_the_shipped_rule_calls_a_digit_on_paper_none_and_says_which_digit(data_root):
+    """MNIST's first test digit (a 7) photographed on paper: within the channel ranges, but the digit model reads it
+    surer than DIGIT_SURE."""
+    from alexnet_demo.data import load_dataset
+    mnist = load_dataset("mnist", "test", data_root)
+    classifier = load_classifier("cifar10")
+    verdict = openset.judge(classifier, photos.mnist_photo(mnist.images[0, 0].numpy(), random.Random(0)))
+    assert verdict.none and verdict.reason == "digit" and verdict.score <= verdict.threshold
+    assert verdict.digit[0] == str(int(mnist.labels[0])) and verdict.digit[1] > openset.DIGIT_SURE
+    assert f"reads a **{verdict.digit[0]}**" in verdict.text(classifier.classes)
+
+
 def bench_openset():
     import sys
-    from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     import openset as bench_module
     return bench_module
@@ -128,7 +170,6 @@ def test_the_openset_benchmark_runs_and_writes_a_rule_the_app_loads(cifar_root, 
     import json
     import shutil
     import sys
-    from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     import bench
     checkpoint = tmp_path / "cifar10.safetensors"
@@ -154,6 +195,26 @@ def test_an_api_caller_gets_the_open_set_verdict(live_app, tmp_path):
     example = str(CHECKPOINT_DIR.parent / "alexnet_demo" / "examples" / "cifar10" / "ship.png")
     _, note = client.predict(gradio_client.handle_file(example), api_name="/classify_image")
     assert note.startswith("Looks like a **ship**")
+    astronaut = tmp_path / "astronaut.png"
+    Image.fromarray(pytest.importorskip("skimage.data").astronaut()).save(astronaut)
+    label, note = client.predict(gradio_client.handle_file(str(astronaut)), api_name="/classify_image")
+    assert note.startswith("This looks like a person's face") and label["label"] == "None of the ten"
+
+
+def test_the_benchs_signal_threshold_leaves_at_most_the_rate_above_it():
+    threshold = bench_openset().signal_threshold
+    counts = np.array([0] * 95 + [3, 3, 5, 9, 12])  # neighbour counts: 5% above 0, 3% above 3
+    assert threshold(counts, 0.05) == 0 and threshold(counts, 0.03) == 3 and threshold(counts, 0.01) == 9
+    assert (counts > threshold(counts, 0.04)).mean() <= 0.04
+
+
+def test_the_benchs_two_tone_is_one_for_two_levels_and_three_quarters_for_an_even_ramp():
+    two_tone = bench_openset().two_tone
+    page = np.full((64, 64, 3), 230, np.uint8)
+    page[20:40, 10:50] = 20
+    assert two_tone(page) == pytest.approx(1.0)
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 16, axis=0).repeat(3, axis=2)
+    assert two_tone(ramp) == pytest.approx(0.75, abs=0.01)  # a uniform spread: Otsu's split explains 3/4
 
 
 def test_the_benchs_conv1_gram_diagonal_is_conv1s_mean_square(untrained_cifar):
@@ -167,7 +228,8 @@ def test_the_benchs_conv1_gram_diagonal_is_conv1s_mean_square(untrained_cifar):
 
 
 @pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
-def test_the_cost_benchmark_times_the_answer_alone_with_the_verdict_and_with_the_rule_befores_forward():
+def test_the_cost_benchmark_times_the_answer_alone_with_the_verdict_its_ranges_and_the_rule_befores_forward():
     cost = bench_openset().answer_cost(photos.out_of_class(1, seed=0), calls=2, rounds=1)
     assert list(cost) == ["probabilities_ms", "probabilities_and_verdict_ms",
+                          "probabilities_and_channel_ranges_ms (the verdict without face and digit)",
                           "probabilities_and_pool5_views_ms (the rule before)"] and min(cost.values()) > 0

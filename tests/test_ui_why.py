@@ -2,6 +2,7 @@
 messages for every bad input and nothing shipped written."""
 import numpy as np
 import pytest
+from PIL import Image
 
 gr = pytest.importorskip("gradio")
 
@@ -107,5 +108,9 @@ def test_explaining_a_photo_with_the_shipped_model_shows_its_open_set_score(tmp_
     assert "Open-set score" in caption and "**none of the ten** (closest:" in caption and "threshold" in caption
     ship = str(photo.EXAMPLES_DIR / "cifar10" / "ship.png")
     assert "**one of the ten**" in why.explain_answer("Photo", None, ship, why.PREDICTED, "conv5", None, None)[1]
+    astronaut = tmp_path / "astronaut.png"
+    Image.fromarray(pytest.importorskip("skimage.data").astronaut()).save(astronaut)  # a person: her face
+    _, caption = why.explain_answer("Photo", None, str(astronaut), why.PREDICTED, "conv5", None, None)
+    assert "a face detector finds a person's face" in caption and "**none of the ten** (closest:" in caption
     # a visitor's own model has no open-set file: no score, rather than the shipped model's
     assert "Open-set" not in why.explain_answer("Photo", None, ship, why.PREDICTED, "conv5", None, untrained_cifar)[1]

@@ -49,14 +49,17 @@ def explain_answer(source, drawing, photo, target=PREDICTED, layer="conv5", trai
 
 
 def openset_line(classifier, image) -> str:
-    """The open-set score of a photo, as the Photo tab judges it: score, threshold, verdict; "" for a model without an
-    open-set file (a visitor's own, the drawings')."""
+    """The open-set score of a photo, as the Photo tab judges it: score, threshold, a face or digit found, verdict; ""
+    for a model without an open-set file (a visitor's own, the drawings')."""
     with user_errors():
         verdict = openset.judge(classifier, image)
     if verdict is None:
         return ""
+    found = {"face": ", but a face detector finds a person's face",
+             "digit": f", but the digit model reads a {verdict.digit[0]} at {verdict.digit[1]:.1%}"}
     return (f" Open-set score: its layers' activity lies **{verdict.score:,.0f}** outside the ranges it has on "
-            f"re-photographed training images (threshold {verdict.threshold:,.0f}), so the Photo tab calls it "
+            f"re-photographed training images (threshold {verdict.threshold:,.0f}){found.get(verdict.reason, '')}, "
+            "so the Photo tab calls it "
             + ("**none of the ten** (closest: " + verdict.closest + ")." if verdict.none else "**one of the ten**."))
 
 
