@@ -379,11 +379,16 @@ def run(args) -> Path:
         tables += table
         if index == 0 and args.write_stats:
             figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
-            rule = openset.OpenSet(*chosen, row["threshold"], {
+            # the threshold of the rule as openset.judge applies it: the channel ranges, then the face and the digit
+            # checks, all three together calling none_rate of the threshold images "none"
+            threshold = row["channel threshold re-set for the kept combination"]
+            rule = openset.OpenSet(*chosen, threshold, {
                 "checkpoint": Path(path).name, "checkpoint_sha256": sha256_of(path), "score": CHOSEN,
                 "views": openset.VIEWS, "statistics": list(openset.STATISTICS), "quantile": openset.QUANTILE,
                 "fit_images": f"{len(fit_photos)} re-photographed and the same as they are",
                 "threshold_images": len(calibration), "none_rate_set": args.none_rate,
+                "threshold_for": "channel ranges + face + digit on paper (openset.judge)",
+                "signal_thresholds": {name: float(t) for name, t in signal_thresholds.items()},
                 "figures": figures, "command": "python bench/bench.py openset " + " ".join(sys.argv[2:])})
             written = str(rule.save(openset.stats_path(path)))
             print(f"-> {written}")

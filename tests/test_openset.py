@@ -180,7 +180,9 @@ def test_the_openset_benchmark_runs_and_writes_a_rule_the_app_loads(cifar_root, 
     assert all(0 <= v <= 1 for k, v in row.items() if k.startswith("auroc"))
     rule = openset.load(checkpoint)
     assert rule is not None and rule.low.shape == rule.high.shape == rule.weight.shape == (3 * 1376,)
-    assert rule.threshold == pytest.approx(row["threshold"])
+    # the threshold of the verdict as judge() gives it: the ranges with the face and digit checks, re-set together
+    assert rule.threshold == pytest.approx(row["channel threshold re-set for the kept combination"])
+    assert rule.threshold >= row["threshold"]  # the checks call some photos "none" that the ranges alone let by
 
 
 @pytest.mark.slow
