@@ -3,7 +3,7 @@
 Why not gr.Sketchpad: gradio 6.31's page sends a Sketchpad's three pictures (background, composite, layer) to the
 editor and uploads each again for every event it feeds, 3 + 9 requests a stroke before and around the one that
 matters, ~2 ms of the app's CPU each (bench/load.py, tests/test_browser.py). This pad's stroke is the event's own
-request: the PNG travels inside the queue join, nothing is uploaded.
+request: the PNG travels inside it, nothing is uploaded.
 """
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ canvas {display: block; width: 100%; aspect-ratio: 1; background: #fff; border: 
 .tools button:hover {background: var(--background-fill-primary)}
 """
 
-# `element` is this pad, `props.value` its value: setting it fires the component's change event (one queue join),
-# and `watch` hears the server setting it (None: a fresh page, e.g. after an example is added).
+# `element` is this pad, `props.value` its value: setting it fires the component's change event (one request, and the
+# template's "blank" class follows it), and `watch` hears the server setting it (None, which reaches the page as "":
+# an empty pad, e.g. after an example is added).
 JS = """
 const canvas = element.querySelector('canvas');
 const ctx = canvas.getContext('2d', {willReadFrequently: true});
