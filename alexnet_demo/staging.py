@@ -2,6 +2,7 @@
 group under torchrun), all carried from stage to stage by a `Run`; and restoring one from a resume-state file."""
 from __future__ import annotations
 
+import copy
 import platform
 import time
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .checkpoints import CheckpointError, load_checkpoint, load_state, start_from
+from .checkpoints import CheckpointError, load_state, start_from
 from .config import PARENTS, RECIPES, TrainConfig
 from .data import (DOWNLOAD_SIZES, Dataset, dataset_on_disk, held_out_split, load_dataset, load_examples,
                    prepare_batch, stratified_split, with_drawn)
@@ -158,16 +159,17 @@ def stage(config: TrainConfig, extra_meta: dict | None = None, probe: torch.Tens
     model = build_model(config.preset, config.input_size, batch_norm=config.batch_norm, dropout=config.dropout,
                         classifier_width=config.classifier_width, num_classes=len(full_train.classes)
                         ).to(device, memory_format=memory_format)
-    if config.init:  # fine-tuning: the parent's weights, and its fingerprint in every checkpoint this run writes
-        extra_meta = {**start_from(model, config.init, config, full_train.classes), **(extra_meta or {})}
-    freeze(model, config.tune)
     teacher = None
-    if config.distill > 0:  # the init file as loaded (float16 weights, upcast), frozen: the student starts as it
-        teacher, meta = load_checkpoint(config.init)
-        if list(meta["classes"]) != list(full_train.classes):
-            raise ValueError(f"distill={config.distill} needs the init file's classes {meta['classes']}, not "
-                             f"{list(full_train.classes)}: its probabilities are what the run is pulled towards")
-        teacher = teacher.to(device, memory_format=memory_format).requires_grad_(False)
+    if config.init:  # fine-tuning: the parent's weights, and its fingerprint in every checkpoint this run writes
+        parent = start_from(model, config.init, config, full_train.classes)
+        extra_meta = {**parent, **(extra_meta or {})}
+        if config.distill > 0:  # the init file's weights as just copied in, frozen: the student starts as its teacher
+            if parent["init_classes"] != list(full_train.classes):
+                raise ValueError(f"distill={config.distill} needs the init file's classes {parent['init_classes']}, "
+                                 f"not {list(full_train.classes)}: its probabilities are what the run is pulled "
+                                 "towards")
+            teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    freeze(model, config.tune)
     optimizer = make_optimizer(config, model, device)
     steps_per_epoch = len(train_data) // config.batch_size  # the last partial batch is dropped (BatchNorm)
     if config.max_batches:
