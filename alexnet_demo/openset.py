@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from .checkpoints import sha256_of
 from .data import prepare_batch
 from .models import CONV_LAYERS, forward_with_maps
-from .preprocessing import photo_to_cifar, to_float_array
+from .preprocessing import on_white, photo_to_cifar
 
 # Measured by `python bench/bench.py openset checkpoints/cifar10.safetensors --write-stats` (AMD EPYC, 2 cores) on
 # 1,000 re-photographed CIFAR-10 test images and 700 photos of other things (photos.py), side by side with the other
@@ -65,11 +65,9 @@ def stats_path(checkpoint: str | Path) -> Path:
 def views(image) -> np.ndarray:
     """uint8 (VIEWS, 32, 32, 3): the photo framed as the Photo tab frames it (the centre square), the whole photo
     padded square with its mean colour, and the centre 75% of the square; each also mirrored."""
-    color, alpha = to_float_array(image)
+    color = on_white(image)  # as photo_to_cifar
     if color.shape[2] == 1:
         color = np.repeat(color, 3, axis=2)
-    if alpha is not None:  # as photo_to_cifar: transparent pixels over white
-        color = color * alpha[:, :, None] + (1 - alpha[:, :, None])
     h, w = color.shape[:2]
     side = max(h, w)
     padded = np.empty((side, side, 3), np.float32)
@@ -91,10 +89,8 @@ def face_neighbours(image, cascade: str = FACE_CASCADE) -> int:
     """The most overlapping detections (OpenCV's neighbour count) behind any one frontal face of at least FACE_MIN of
     the photo's shorter side, by `cascade` (a file of cv2.data.haarcascades); 0 when there is none."""
     import cv2  # opencv-python-headless: the cascade file ships inside its wheel
-    color, alpha = to_float_array(image)
+    color = on_white(image)  # as photo_to_cifar: transparent pixels over white
     gray = color @ np.float32([0.299, 0.587, 0.114]) if color.shape[2] == 3 else color[:, :, 0]  # luma, as cv2.cvtColor
-    if alpha is not None:  # as photo_to_cifar: transparent pixels over white
-        gray = gray * alpha + (1 - alpha)
     h, w = gray.shape
     scale = FACE_SIDE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -249,14 +249,18 @@ def fit_stroke_width(crop: torch.Tensor) -> torch.Tensor:
     return x[..., rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
+def on_white(image) -> np.ndarray:
+    """The image's colour, float32 in [0, 1] of shape (h, w, 1|3), its transparent pixels composited over white."""
+    color, alpha = to_float_array(image)
+    return color if alpha is None else color * alpha[:, :, None] + (1 - alpha[:, :, None])
+
+
 def photo_to_cifar(image, size: int = 32) -> np.ndarray:
     """An RGB photo as CIFAR-10 stores one: uint8 (size, size, 3), the centre square scaled to `size`.
     Transparent pixels are composited over white."""
-    color, alpha = to_float_array(image)
+    color = on_white(image)
     if color.shape[2] == 1:
         color = np.repeat(color, 3, axis=2)
-    if alpha is not None:
-        color = color * alpha[:, :, None] + (1 - alpha[:, :, None])
     h, w = color.shape[:2]
     side = min(h, w)  # crop first: a 1 x 10,000 strip must not be upscaled to 32 x 320,000
     top, left = (h - side) // 2, (w - side) // 2
