@@ -15,6 +15,7 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 
 from alexnet_demo.ui import app, drawing, photo  # noqa: E402
+from alexnet_demo.ui.common import panel  # noqa: E402
 from conftest import shipped_hashes  # noqa: E402
 from alexnet_demo.ui import training as train_tab  # noqa: E402
 from alexnet_demo.checkpoints import CHECKPOINT_DIR, CheckpointError, save_checkpoint  # noqa: E402
@@ -43,7 +44,7 @@ def canvas(kind):
 @pytest.mark.parametrize("kind", ["empty", "dot", "edges", "filled", "light_on_dark", "transparent"])
 def test_every_canvas_gets_an_answer_or_a_clear_message(kind, untrained_mnist):
     label, note, kept = drawing.classify_digit(canvas(kind), untrained_mnist)
-    seen = drawing.digit_panel(kept)[0]
+    seen = panel(kept, False)[0]
     if isinstance(label, str):
         assert label == "Draw a digit 0–9" and "Nothing drawn" in note
     else:

@@ -6,6 +6,7 @@ import pytest
 gr = pytest.importorskip("gradio")
 
 from alexnet_demo.ui import drawing  # noqa: E402
+from alexnet_demo.ui.common import panel  # noqa: E402
 from alexnet_demo.models import MNIST_CLASSES  # noqa: E402
 from conftest import sketch_value  # noqa: E402
 
@@ -14,13 +15,13 @@ def test_blank_canvas_asks_for_a_digit(untrained_mnist):
     label, note, kept = drawing.classify_digit(sketch_value(draw=False), untrained_mnist)
     assert label == "Draw a digit 0–9" and kept is None and "Nothing drawn" in note
     assert drawing.classify_digit(None, untrained_mnist)[0] == "Draw a digit 0–9"
-    assert drawing.digit_panel(None, True) == (None, None, [])
+    assert panel(None, True) == (None, None, [])
 
 
 def test_drawing_gives_probabilities_then_what_the_network_sees_and_five_maps(untrained_mnist):
     label, note, kept = drawing.classify_digit(sketch_value(), untrained_mnist)
     assert set(label) == set(MNIST_CLASSES) and kept.probabilities == label
-    seen, top, maps = drawing.digit_panel(kept, True)
+    seen, top, maps = panel(kept, True)
     assert np.asarray(seen).shape[:2] == (224, 224) and top.mode == "P" and top.size[0] > 400
     assert [caption.split(":")[0] for _, caption in maps] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
     assert "scale 0–" in maps[0][1] and np.asarray(maps[0][0]).dtype == np.uint8
@@ -30,15 +31,15 @@ def test_drawing_gives_probabilities_then_what_the_network_sees_and_five_maps(un
 def test_closed_grids_cost_nothing_and_the_pictures_are_of_the_answer_kept(untrained_mnist):
     import gradio as gr
     _, _, kept = drawing.classify_digit(sketch_value(), untrained_mnist)
-    seen, top, maps = drawing.digit_panel(kept, False)
+    seen, top, maps = panel(kept, False)
     # closed: no grids drawn, and a plain empty value, not gr.skip() (an update gradio rebuilds the component for)
     assert maps == [] and maps != gr.skip() and top is not None
     # the pictures are those of the kept answer (the one shown), not of another drawing
-    assert np.array_equal(np.asarray(seen), np.asarray(drawing.panel(kept, False)[0]))
+    assert np.array_equal(np.asarray(seen), np.asarray(panel(kept, False)[0]))
     other = sketch_value()
     other["composite"][100:200, 100:380] = (0, 0, 0, 255)
     _, _, kept_other = drawing.classify_digit(other, untrained_mnist)
-    assert not np.array_equal(np.asarray(drawing.digit_panel(kept_other)[0]), np.asarray(seen))
+    assert not np.array_equal(np.asarray(panel(kept_other, False)[0]), np.asarray(seen))
 
 
 def test_identical_requests_get_identical_pictures_in_distinct_files(untrained_mnist):
@@ -46,7 +47,7 @@ def test_identical_requests_get_identical_pictures_in_distinct_files(untrained_m
     text chunk keeps two visitors' identical answers in two files, with the same pixels."""
     from gradio.processing_utils import encode_pil_to_bytes
 
-    first, second = (drawing.digit_panel(drawing.classify_digit(sketch_value(), untrained_mnist)[2], True)
+    first, second = (panel(drawing.classify_digit(sketch_value(), untrained_mnist)[2], True)
                      for _ in range(2))
     for a, b in [(first[0], second[0]), (first[1], second[1]), (first[2][4][0], second[2][4][0])]:
         assert np.array_equal(np.asarray(a), np.asarray(b))
@@ -89,4 +90,4 @@ def test_with_a_visitors_own_classes_the_tab_asks_for_them_not_for_digits(untrai
 def test_a_stroke_is_one_answer_the_probabilities_with_the_pictures_of_that_answer(untrained_mnist):
     label, note, kept, seen, top, maps = drawing.answer_digit(sketch_value(), untrained_mnist, True)
     assert (label, note) == drawing.classify_digit(sketch_value(), untrained_mnist)[:2]
-    assert np.array_equal(np.asarray(seen), np.asarray(drawing.digit_panel(kept)[0])) and top and len(maps) == 5
+    assert np.array_equal(np.asarray(seen), np.asarray(panel(kept, False)[0])) and top and len(maps) == 5

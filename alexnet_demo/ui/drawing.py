@@ -48,12 +48,6 @@ def classify_digit(drawing, trained=None):
     return result.probabilities, note, result
 
 
-def digit_panel(kept=None, all_channels=False):
-    """(what the network sees, each layer's most active channels, every channel's grids if open) of an answer
-    (`kept`), without the drawing again: an upload and a decode of three 480x480 PNGs less (bench/load.py)."""
-    return panel(kept, all_channels)
-
-
 def answer_digit(drawing, trained=None, all_channels=False):
     """A stroke's whole answer in one event and one message: the probabilities with their pictures (a cleared pad:
     the prompt and no pictures). Not a generator streaming the probabilities first: its first message had to keep
@@ -61,7 +55,7 @@ def answer_digit(drawing, trained=None, all_channels=False):
     session, and a second message costs its own round: 49 -> 40 ms of the app's CPU a stroke under 40 visitors
     (bench/load.py); one visitor alone had seen the pictures 13 ms (p50) after the probabilities."""
     label, note, kept = classify_digit(drawing, trained)
-    return label, note, kept, *digit_panel(kept, all_channels)
+    return label, note, kept, *panel(kept, all_channels)
 
 
 def digit_grids(drawing, kept=None, trained=None):
