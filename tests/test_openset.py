@@ -103,6 +103,15 @@ def test_a_face_counts_when_it_is_a_reasonable_share_of_the_photo():
 
 
 @pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
+def test_the_shipped_threshold_was_set_for_the_face_and_digit_settings_judge_uses():
+    """The file's channel threshold is re-set for the three checks together (bench/openset.py --write-stats): it
+    holds only while judge() asks the face and digit checks at the settings that run fitted."""
+    fitted = openset.load(CHECKPOINT_DIR / "cifar10.safetensors").meta["signal_thresholds"]
+    assert fitted["face (Haar alt2: neighbours)"] == openset.FACE_NEIGHBOURS
+    assert fitted["digit (MNIST model: top probability)"] == pytest.approx(openset.DIGIT_SURE, abs=1e-6)
+
+
+@pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
 def test_the_shipped_rule_calls_a_persons_photo_none_for_its_face():
     """The issue's first complaint: a photo of a person answered "dog". The astronaut's layers' activity lies within
     the channel ranges; the face detector makes it none of the ten."""
