@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -64,7 +65,7 @@ def open_image(source) -> Image.Image:
 def data_url(png) -> str:
     """A PNG (a path or its bytes) as a data URL: how the app's drawing pad sends a drawing, and how an API caller
     gives /classify_digit one."""
-    data = png if isinstance(png, bytes) else open(png, "rb").read()
+    data = png if isinstance(png, bytes) else Path(png).read_bytes()  # closed at once, not left to the collector
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
