@@ -46,7 +46,9 @@ def test_named_endpoints_are_listed(client):
 def test_classify_a_digit_image(client, server, data_root):
     value = data_url(digit_file(server[1], data_root))  # the drawing as the page's pad sends it
     label, note, seen, top, maps = client.predict(value, False, api_name="/classify_digit")
-    assert label["label"] == "7" and "7" in note and seen and top and maps == []
+    assert label["label"] == "7" and "7" in note and maps == []
+    # the two pictures come inside the answer (ui/common.InlineImage), not as files to fetch
+    assert all(p["path"] is None and p["url"].startswith("data:image/png;base64,") for p in (seen, top))
     # every channel's grids too when asked for, as when that part of the page is open
     label, note, seen, top, maps = client.predict(value, True, api_name="/classify_digit")
     assert label["label"] == "7" and len(maps) == 5 and seen and top
@@ -56,7 +58,7 @@ def test_classify_a_cifar_example(client):
     example = str(photo.EXAMPLES_DIR / "cifar10" / "ship.png")
     label, note = client.predict(handle_file(example), api_name="/classify_image")
     seen, top, maps = client.predict(handle_file(example), True, api_name="/image_panel")
-    assert len(label["confidences"]) == 5 and len(maps) == 5
+    assert len(label["confidences"]) == 5 and len(maps) == 5 and seen["url"].startswith("data:image/png;base64,")
 
 
 def test_fetch_feature_maps(client):

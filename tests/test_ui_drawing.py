@@ -42,16 +42,34 @@ def test_closed_grids_cost_nothing_and_the_pictures_are_of_the_answer_kept(untra
     assert not np.array_equal(np.asarray(panel(kept_other, False)[0]), np.asarray(seen))
 
 
-def test_identical_requests_get_identical_pictures_in_distinct_files(untrained_mnist):
-    """gradio caches an output under the hash of its PNG bytes and rewrites it non-atomically; a per-response
-    text chunk keeps two visitors' identical answers in two files, with the same pixels."""
+def test_identical_requests_get_identical_grids_in_distinct_files(untrained_mnist):
+    """gradio caches a gallery picture under the hash of its PNG bytes and rewrites it non-atomically; a
+    per-response text chunk keeps two visitors' identical grids in two files, with the same pixels."""
     from gradio.processing_utils import encode_pil_to_bytes
 
     first, second = (panel(drawing.classify_digit(sketch_value(), untrained_mnist)[2], True)
                      for _ in range(2))
-    for a, b in [(first[0], second[0]), (first[1], second[1]), (first[2][4][0], second[2][4][0])]:
-        assert np.array_equal(np.asarray(a), np.asarray(b))
-        assert encode_pil_to_bytes(a, "png") != encode_pil_to_bytes(b, "png")
+    a, b = first[2][4][0], second[2][4][0]
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert encode_pil_to_bytes(a, "png") != encode_pil_to_bytes(b, "png")
+
+
+def test_the_answer_pictures_travel_inside_the_answer_as_png_data_urls(untrained_mnist):
+    """What the network sees and the top channels are sent in the reply itself (no cache file, no second request),
+    pixel for pixel."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from alexnet_demo.ui.common import InlineImage
+    seen, top, _ = panel(drawing.classify_digit(sketch_value(), untrained_mnist)[2], False)
+    for picture in (seen, top):
+        sent = InlineImage(interactive=False).postprocess(picture)
+        assert sent.path is None and sent.url.startswith("data:image/png;base64,")
+        decoded = Image.open(io.BytesIO(base64.b64decode(sent.url.split(",", 1)[1])))
+        assert np.array_equal(np.asarray(decoded), np.asarray(picture))
+    assert InlineImage(interactive=False).postprocess(None) is None
 
 
 def test_cleared_canvas_asks_for_a_digit(untrained_mnist):
