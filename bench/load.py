@@ -260,6 +260,21 @@ def cpu_s(pid: int | None) -> float | None:
         return None
 
 
+def settle(pid: int, quiet_s: float = 3.0, cpu_share: float = 0.05, timeout: float = 180) -> None:
+    """Waits until process `pid` has used under `cpu_share` of a core for `quiet_s` s: its warm-up is over. A fixed
+    10 s was not enough on a slower CPU (AMD EPYC: the number-format check still ran), and the first step then
+    measured the warm-up, not the visitors (an app's first step, no run: p95 1,058 ms at 20 visitors; the same app
+    held 40 once a 20 s training run had come first)."""
+    deadline = time.monotonic() + timeout
+    time.sleep(2)
+    while time.monotonic() < deadline:
+        before = cpu_s(pid)
+        time.sleep(quiet_s)
+        after = cpu_s(pid)
+        if before is None or after is None or after - before < cpu_share * quiet_s:
+            return
+
+
 def run_load(url: str, clients: int, seconds: float, folder: Path, with_training: bool = True,
              think: float = 0.0, server_pid: int | None = None, client_kind: str = "page",
              jitter: bool = False) -> dict:
@@ -401,7 +416,7 @@ def main(argv=None) -> int:
         for with_training in modes:
             server, url, _ = serve_app(app_dir=app_dir.resolve())
             try:
-                time.sleep(10)  # the app's warm-up (model loads, the number-format check) ends before visitors come
+                settle(server.pid)  # the app's warm-up (model loads, the number-format check) ends before visitors come
                 alone = training_alone(url, min(args.seconds, 20)) if with_training else []
                 time.sleep(2)
                 if args.capacity:
