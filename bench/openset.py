@@ -7,7 +7,9 @@ checkpoint, side by side in one run:
   over the open-set rule's views;
 - each candidate out-of-distribution score (candidates()), every one fitted on CIFAR-10 *training* images only,
   re-photographed and as they are (and the logistic combination also on outliers from generators the evaluation
-  never uses: jigsaws of training images, smooth colour fields); the photos of other things are for evaluation only.
+  never uses: jigsaws of training images, smooth colour fields; the detector on photos of clip art and wallpapers
+  from Debian packages, registry_photos.py, 15% of whose files are held out as a last column: the fit's source, not
+  a family); the photos of other things are for evaluation only.
   For each: the AUROC (in class against out of class), its threshold set on other re-photographed training images so
   that --none-rate of them would be called "none of the ten", and at it the rates on the test photos: in-class photos
   called "none", CIFAR-10 test images as they are called "none", out-of-class photos given a class, overall and per
@@ -15,7 +17,7 @@ checkpoint, side by side in one run:
 - the signals added for what the channel ranges let through (signals()): a face detector (OpenCV's Haar cascades,
   two of the wheel's), the shipped MNIST model's top probability, and how two-toned the photo is (Otsu); each fitted
   to call at most --signal-rate of the same training images "none", alone and added to the rule shipped (OR), with
-  each one's cost per photo.
+  each one's cost per photo; and added to the detector, its threshold re-set the same way.
 `--write-stats` writes the first checkpoint's chosen rule (the channel ranges, their weights and the threshold)
 beside it (checkpoints/cifar10.openset.safetensors), which the Photo tab uses.
 """
