@@ -33,6 +33,7 @@ VIEWS = 6  # the centre square, the whole photo padded square, the centre 75%; e
 STATISTICS = ("mean", "max", "mean square")  # of each channel's map; per layer, in this order
 QUANTILE = 0.005  # a channel statistic's range: its 0.5% to 99.5% quantiles over the fit images
 EPS = 1e-6  # keeps a deviation from a range edge at 0 finite
+DETECTOR_L2 = 1e-2  # the detector's L2 penalty on its (standardized) coefficients (bench/openset.py's candidate)
 
 
 # Two signals for what the channel ranges let through, each set so that it calls at most 1% of the fit images (CIFAR-10
@@ -152,6 +153,42 @@ def fit(stats: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.T
 def score(stats: torch.Tensor, low: torch.Tensor, high: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """(N,) the weighted sum of the deviations from the ranges: 0 inside every range, ~15 on a typical fit image."""
     return deviations(stats, low, high) @ weight
+
+
+def features(stats: torch.Tensor, low: torch.Tensor, high: torch.Tensor, weight: torch.Tensor,
+             group: torch.Tensor) -> torch.Tensor:
+    """(N, 15 + D): a detector's input for channel statistics (N, D): each (layer, statistic) group's weighted
+    deviation from the ranges, and every statistic itself, each as log(1 + x) (the statistics are >= 0: ReLU maps)."""
+    per_group = torch.zeros(len(stats), int(group.max()) + 1).index_add_(1, group, deviations(stats, low, high) * weight)
+    return torch.cat([per_group, stats.clamp(min=0)], 1).log1p()
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = DETECTOR_L2
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean, std, coef (D,), bias ()) of a logistic regression of y (0/1) on x (N, D), inputs standardized, each
+    class weighted to half the loss, an L2 penalty `l2` on the coefficients (L-BFGS, float64); the logit of a new
+    row is logit(row, mean, std, coef, bias)."""
+    mean, std = x.mean(0), x.std(0).clamp(min=EPS)
+    z = ((x - mean) / std).double()
+    balance = torch.where(y > 0, 0.5 / y.mean(), 0.5 / (1 - y.mean())).double()
+    w = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w], max_iter=500, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimizer.zero_grad()
+        value = torch.nn.functional.binary_cross_entropy_with_logits(z @ w[:-1] + w[-1], y.double(), weight=balance) \
+            + l2 * (w[:-1] ** 2).sum()
+        value.backward()
+        return value
+    optimizer.step(loss)
+    w = w.detach().float()
+    return mean, std, w[:-1], w[-1]
+
+
+def logit(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, coef: torch.Tensor, bias: torch.Tensor
+          ) -> torch.Tensor:
+    """(N,) a logistic regression's logit for rows x (N, D): > 0 more likely a photo of other things."""
+    return ((x - mean) / std) @ coef + bias
 
 
 @dataclass

@@ -7,7 +7,9 @@ checkpoint, side by side in one run:
   over the open-set rule's views;
 - each candidate out-of-distribution score (candidates()), every one fitted on CIFAR-10 *training* images only,
   re-photographed and as they are (and the logistic combination also on outliers from generators the evaluation
-  never uses: jigsaws of training images, smooth colour fields); the photos of other things are for evaluation only.
+  never uses: jigsaws of training images, smooth colour fields; the detector on photos of clip art and wallpapers
+  from Debian packages, registry_photos.py, 15% of whose files are held out as a last column: the fit's source, not
+  a family); the photos of other things are for evaluation only.
   For each: the AUROC (in class against out of class), its threshold set on other re-photographed training images so
   that --none-rate of them would be called "none of the ten", and at it the rates on the test photos: in-class photos
   called "none", CIFAR-10 test images as they are called "none", out-of-class photos given a class, overall and per
@@ -15,7 +17,7 @@ checkpoint, side by side in one run:
 - the signals added for what the channel ranges let through (signals()): a face detector (OpenCV's Haar cascades,
   two of the wheel's), the shipped MNIST model's top probability, and how two-toned the photo is (Otsu); each fitted
   to call at most --signal-rate of the same training images "none", alone and added to the rule shipped (OR), with
-  each one's cost per photo.
+  each one's cost per photo; and added to the detector, its threshold re-set the same way.
 `--write-stats` writes the first checkpoint's chosen rule (the channel ranges, their weights and the threshold)
 beside it (checkpoints/cifar10.openset.safetensors), which the Photo tab uses.
 """
@@ -32,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: bench.py's r
 from bench import RESULTS, ROOT, environment, own_parser, report  # noqa: E402
 
 SHIPPED = ROOT / "checkpoints" / "cifar10.safetensors"
-CHOSEN = "channel ranges conv1-5 (mean, max, mean square), views"  # the score the app uses (openset.py)
+RANGES = "channel ranges conv1-5 (mean, max, mean square), views"
+DETECTOR = "detector: logistic on the ranges' deviations and the statistics (registry outliers)"
+CHOSEN = RANGES  # the score the app uses (openset.py)
 RIDGE = 1e-3  # added to a covariance's diagonal (times its mean variance) before it is inverted
 NEIGHBOUR = 10  # k of the kNN scores
 
@@ -106,21 +110,11 @@ def mahalanobis(features: torch.Tensor, means: torch.Tensor, precision: torch.Te
 
 
 def logistic(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-3):
-    """A logistic regression (L-BFGS, inputs standardized) of y (0/1) on x (N, D): a function x -> (N,) logits."""
-    mean, std = x.mean(0), x.std(0)
-    z = ((x - mean) / std).double()
-    w = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w], max_iter=500, line_search_fn="strong_wolfe")
-
-    def loss():
-        optimizer.zero_grad()
-        value = torch.nn.functional.binary_cross_entropy_with_logits(z @ w[:-1] + w[-1], y.double()) \
-            + l2 * (w[:-1] ** 2).sum()
-        value.backward()
-        return value
-    optimizer.step(loss)
-    w = w.detach()
-    return lambda new: (((new - mean) / std).double() @ w[:-1] + w[-1]).float()
+    """A logistic regression (openset.fit_logistic: L-BFGS, inputs standardized, classes balanced) of y (0/1) on x
+    (N, D): a function x -> (N,) logits."""
+    from alexnet_demo.openset import fit_logistic, logit
+    weights = fit_logistic(x, y, l2)
+    return lambda new: logit(new, *weights)
 
 
 def knn(features: torch.Tensor, bank: torch.Tensor, k: int = NEIGHBOUR) -> torch.Tensor:
@@ -129,12 +123,13 @@ def knn(features: torch.Tensor, bank: torch.Tensor, k: int = NEIGHBOUR) -> torch
     return -(unit(features, dim=1) @ unit(bank, dim=1).T).topk(k, dim=1).values[:, -1]
 
 
-def candidates(model, fit, fit_labels, combine, outliers):
+def candidates(model, fit, fit_labels, combine, outliers, registry):
     """({name: score (stats (N, V, D), logits (N, V, 10), Gram (N, G)) -> (N,), higher: more likely none of the
-    ten}, the chosen rule's (low, high, weight)). Fitted on training images (`fit`, outputs(): re-photographed and as
-    they are; and `combine`, other images re-photographed, for a combination's scale and the logistic one's in-class
-    side) and, for the logistic combination, on `outliers` (jigsaws, colour fields): never on the evaluation's
-    photos."""
+    ten}, the channel ranges (low, high, weight), the detector's (mean, std, coef, bias)). Fitted on training images
+    (`fit`, outputs(): re-photographed and as they are; and `combine`, other images re-photographed, for a
+    combination's scale and the logistic ones' in-class side), for the Mahalanobis logistic combination on
+    `outliers` (jigsaws, colour fields), and for the detector on `registry` (registry_photos: clip art and
+    wallpapers from Debian packages): never on the evaluation's photos."""
     from alexnet_demo import openset
     (fit_stats, _, fit_gram), combine_stats, outlier_stats = fit, combine[0], outliers[0]
     group = openset.groups(model)
@@ -163,6 +158,10 @@ def candidates(model, fit, fit_labels, combine, outliers):
 
     def gram_score(gm):  # the Gram entries' deviations from their ranges, weighted to a mean of 1 on the fit images
         return openset.score(gm, *gram_range)
+    inside = torch.cat([openset.features(m, *chosen, group) for m in (mean_fit, combine_stats.mean(1))])
+    outside = openset.features(registry[0].mean(1), *chosen, group)
+    detector = openset.fit_logistic(torch.cat([inside, outside]),
+                                    torch.cat([torch.zeros(len(inside)), torch.ones(len(outside))]))
     return {
         "top probability, centre": lambda st, lg, gm: -lg[:, 0].softmax(1).max(1).values,
         "energy, views": lambda st, lg, gm: -lg.mean(1).logsumexp(1),
@@ -176,8 +175,9 @@ def candidates(model, fit, fit_labels, combine, outliers):
         "gram conv1, ranges (Sastry & Oore 2020, power 1), views": lambda st, lg, gm: gram_score(gm),
         "channel ranges + gram conv1 (each a mean of 1 on the fit images)":
             lambda st, lg, gm: openset.score(st.mean(1), *chosen) / groups + gram_score(gm),
-        CHOSEN: lambda st, lg, gm: openset.score(st.mean(1), *chosen),
-    }, chosen
+        RANGES: lambda st, lg, gm: openset.score(st.mean(1), *chosen),
+        DETECTOR: lambda st, lg, gm: openset.logit(openset.features(st.mean(1), *chosen, group), *detector),
+    }, chosen, detector
 
 
 # ---- the signals added to the rule shipped, for what its channel ranges let through -------------------------
@@ -246,12 +246,12 @@ KEPT = ("face (Haar alt2: neighbours)", "digit (MNIST model: top probability)") 
 
 
 def signal_table(row, shipped, values, thresholds, cost, families, family_names, args) -> list[str]:
-    """Each signal alone and added (OR) to the rule shipped, at its threshold (fitted to call at most
-    args.signal_rate of the fit images "none"): the rates called "none" on the fit images, the threshold images, the
-    in-class test photos and the clean test images, and out-of-class given a class, overall and per family; its
-    figures also go into `row`. `shipped`: (the rule shipped's scores per set, its threshold). Last, the kept
-    combination with the channel ranges' threshold re-set so that the whole calls args.none_rate of the threshold
-    images "none", as the rule shipped alone does."""
+    """Each signal alone and added (OR) to each rule in `shipped` (the channel ranges before, the detector now), at
+    its threshold (fitted to call at most args.signal_rate of the fit images "none"): the rates called "none" on the
+    fit images, the threshold images, the in-class test photos and the clean test images, and out-of-class given a
+    class, overall and per family, and the held-out registry photos given a class; its figures also go into `row`.
+    `shipped`: {rule: (its scores per set, its threshold)}. Last for each rule, the kept combination with the rule's
+    threshold re-set so that the whole calls args.none_rate of the threshold images "none", as the rule alone does."""
     def line(name, none, fit_none="–", ms="–"):
         given = ~none["outside"]
         for key in ("calibration", "inside", "clean"):
@@ -259,36 +259,55 @@ def signal_table(row, shipped, values, thresholds, cost, families, family_names,
         row[f"out-of-class given a class: {name}"] = float(given.mean())
         for family in family_names:
             row[f"given a class: {name}: {family}"] = float(given[families == family].mean())
+        row[f"given a class: {name}: registry photos (held out)"] = float((~none["registry"]).mean())
         return (f"| {name} | {fit_none} | {ms} | {none['calibration'].mean():.1%} | {none['inside'].mean():.1%} | "
                 f"{none['clean'].mean():.1%} | {given.mean():.1%} | "
-                + " | ".join(f"{given[families == f].mean():.0%}" for f in family_names) + " |")
-    scores, threshold = shipped
-    sets = list(scores)
-    out = ["\nThe signals for what the channel ranges let through, each at its threshold (fitted to call at most "
-           f"{args.signal_rate:.1%} of the fit images 'none'), alone and added (OR) to the rule shipped:",
+                + " | ".join(f"{given[families == f].mean():.0%}" for f in family_names)
+                + f" | {(~none['registry']).mean():.0%} |")
+    sets = list(next(iter(shipped.values()))[0])
+    out = ["\nThe signals for what the rule lets through, each at its threshold (fitted to call at most "
+           f"{args.signal_rate:.1%} of the fit images 'none'), alone and added (OR) to the rule before (channel ranges) "
+           "and the detector:",
            "| verdict | fit images 'none' | ms per photo | threshold images 'none' | in-class 'none' | "
-           f"clean test images 'none' | out-of-class given a class | {' | '.join(family_names)} |",
-           "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(family_names)]
+           f"clean test images 'none' | out-of-class given a class | {' | '.join(family_names)} | "
+           "registry photos (held out; the fit's source) |",
+           "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * (len(family_names) + 1)]
     flags = {name: {key: v[key] > thresholds[name] for key in sets} for name, v in values.items()}
     for name, v in values.items():
         row[f"signal threshold: {name}"] = thresholds[name]
         out.append(line(f"{name} > {thresholds[name]:.4g}, alone", flags[name],
                         f"{(v['fit'] > thresholds[name]).mean():.1%}", f"{cost[name]:.1f}"))
-    combined, label = {key: scores[key] > threshold for key in sets}, "channel ranges (the rule shipped)"
-    out.append(line(label, combined))
-    for name in KEPT:
-        combined, label = {key: combined[key] | flags[name][key] for key in sets}, f"{label} + {name.split(' (')[0]}"
-        out.append(line(label, combined))
-    for name in (n for n in values if n not in KEPT):
-        out.append(line(f"{label} + {name} (not kept)", {key: combined[key] | flags[name][key] for key in sets}))
     extra = {key: np.logical_or.reduce([flags[name][key] for name in KEPT]) for key in sets}
-    reset = next(t for t in np.sort(scores["calibration"]) if ((scores["calibration"] > t) | extra["calibration"])
-                 .mean() <= args.none_rate)
-    row["channel threshold re-set for the kept combination"] = float(reset)
-    out.append(line(f"the same, channel threshold re-set to {reset:.1f} (from {threshold:.1f}): "
-                    f"{args.none_rate:.0%} of the threshold images 'none' in all",
-                    {key: (scores[key] > reset) | extra[key] for key in sets}))
+    for rule, (scores, threshold) in shipped.items():
+        short = "channel" if rule == RANGES else "detector"
+        combined, label = {key: scores[key] > threshold for key in sets}, "channel ranges" if rule == RANGES else short
+        out.append(line(label, combined))
+        for name in KEPT:
+            combined, label = {key: combined[key] | flags[name][key] for key in sets}, \
+                f"{label} + {name.split(' (')[0]}"
+            out.append(line(label, combined))
+        if rule == CHOSEN:
+            for name in (n for n in values if n not in KEPT):
+                out.append(line(f"{label} + {name} (not kept)",
+                                {key: combined[key] | flags[name][key] for key in sets}))
+        reset = next(t for t in np.sort(scores["calibration"])
+                     if ((scores["calibration"] > t) | extra["calibration"]).mean() <= args.none_rate)
+        row[f"{short} threshold re-set for the kept combination"] = float(reset)
+        out.append(line(f"the same, {short} threshold re-set to {reset:.2f} (from {threshold:.2f}): "
+                        f"{args.none_rate:.0%} of the threshold images 'none' in all",
+                        {key: (scores[key] > reset) | extra[key] for key in sets}))
     return out
+
+
+def registry_outliers(tiny: bool):
+    """(photos to fit the detector, held-out photos), registry_photos from different files (tiny: a few)."""
+    from alexnet_demo import registry_photos
+    if not registry_photos.available():
+        raise SystemExit("no registry pictures: apt-get install " + " ".join(registry_photos.PACKAGES))
+    fit_files, held_files = registry_photos.split()
+    if tiny:
+        fit_files, held_files = fit_files[::200], held_files[::100]
+    return registry_photos.photos_of(fit_files, seed=4), registry_photos.photos_of(held_files, seed=5)
 
 
 def run(args) -> Path:
@@ -317,24 +336,27 @@ def run(args) -> Path:
     held_photos = photos.in_class(train.images[held].numpy(), train.labels[held].numpy(), 2 * in_count, seed=1)
     combine, calibration = held_photos[::2], held_photos[1::2]
     outliers = outlier_photos(train, spare, in_count)
+    registry_fit, registry_held = registry_outliers(args.tiny)
     inside = photos.in_class(test.images.numpy(), test.labels.numpy(), in_count, seed=0)
     outside = photos.out_of_class(per_family, digits, seed=0)
-    fit_views, combine_views, calibration_views, outlier_views, inside_views, outside_views = (
-        all_views([p.image for p in ps]) for ps in (fit_photos, combine, calibration, outliers, inside, outside))
+    fit_views, combine_views, calibration_views, outlier_views, inside_views, outside_views, registry_views, \
+        registry_held_views = (all_views([p.image for p in ps]) for ps in (
+            fit_photos, combine, calibration, outliers, inside, outside, registry_fit, registry_held))
     # the fit images as they are too: a visitor also shows the network CIFAR-10 images themselves (the examples)
     fit_clean_views = all_views([train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()])
     clean_index = torch.cat([torch.nonzero(test.labels == c).flatten()[:in_count // 10] for c in range(10)])
     clean_views = all_views([test.images[i].permute(1, 2, 0).numpy() for i in clean_index.tolist()])
     print(f"{len(fit_photos)} training images re-photographed and as they are to fit the rules, {len(combine)} "
           f"re-photographed for a combination, "
-          f"{len(calibration)} for the thresholds, {len(outliers)} outliers (jigsaws, colour fields); "
+          f"{len(calibration)} for the thresholds, {len(outliers)} outliers (jigsaws, colour fields), "
+          f"{len(registry_fit)} registry photos to fit the detector and {len(registry_held)} held out; "
           f"{len(inside)} re-photographed test images, {len(outside)} out-of-class photos "
           f"({time.perf_counter() - started:.0f} s to make)", flush=True)
     signal_values, signal_cost = measure_signals({
         "fit": [p.image for p in fit_photos] + [train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()],
         "calibration": [p.image for p in calibration], "inside": [p.image for p in inside],
         "clean": [test.images[i].permute(1, 2, 0).numpy() for i in clean_index.tolist()],
-        "outside": [p.image for p in outside]})
+        "outside": [p.image for p in outside], "registry": [p.image for p in registry_held]})
     signal_thresholds = {name: signal_threshold(v["fit"], args.signal_rate) for name, v in signal_values.items()}
     labels = torch.tensor([p.label for p in inside])
     families = np.array([p.family for p in outside])
@@ -344,19 +366,22 @@ def run(args) -> Path:
         model, meta = load_checkpoint(path)
         name = Path(path).name + (" (baseline)" if path == args.baseline else "")
         fit = [torch.cat(pair) for pair in zip(outputs(model, fit_views), outputs(model, fit_clean_views))]
-        rules, chosen = candidates(model, fit, train.labels[fit_index].repeat(2), outputs(model, combine_views),
-                                   outputs(model, outlier_views))
-        c_out, i_out, o_out, k_out = (outputs(model, v) for v in (calibration_views, inside_views, outside_views,
-                                                                  clean_views))
+        rules, chosen, detector = candidates(model, fit, train.labels[fit_index].repeat(2),
+                                             outputs(model, combine_views), outputs(model, outlier_views),
+                                             outputs(model, registry_views))
+        c_out, i_out, o_out, k_out, r_out = (outputs(model, v) for v in (
+            calibration_views, inside_views, outside_views, clean_views, registry_held_views))
         row = {"checkpoint": name, "test_accuracy": meta.get("test_accuracy"),
                "rephotographed_accuracy_centre": (i_out[1][:, 0].argmax(1) == labels).float().mean().item(),
                "rephotographed_accuracy_views": (i_out[1].mean(1).argmax(1) == labels).float().mean().item()}
         table = [f"\n{name}: re-photographed {row['rephotographed_accuracy_centre']:.1%} (centre) / "
                  f"{row['rephotographed_accuracy_views']:.1%} (views); given a class per family at each threshold:",
                  f"| score | AUROC | in-class 'none' | clean test images 'none' | out-of-class given a class | "
-                 f"{' | '.join(family_names)} |", "|---|---:|---:|---:|---:|" + "---:|" * len(family_names)]
+                 f"{' | '.join(family_names)} | registry photos (held out; the fit's source) |",
+                 "|---|---:|---:|---:|---:|" + "---:|" * (len(family_names) + 1)]
+        shipped = {}
         for rule, rule_score in rules.items():
-            c, i, o, k = (rule_score(*out).numpy() for out in (c_out, i_out, o_out, k_out))
+            c, i, o, k, r = (rule_score(*out).numpy() for out in (c_out, i_out, o_out, k_out, r_out))
             threshold = float(np.quantile(c, 1 - args.none_rate))
             given = o <= threshold
             row[f"auroc: {rule}"] = auroc(i, o)
@@ -365,14 +390,18 @@ def run(args) -> Path:
             row[f"out-of-class given a class: {rule}"] = float(given.mean())
             for family in family_names:
                 row[f"given a class: {rule}: {family}"] = float(given[families == family].mean())
+            row[f"given a class: {rule}: registry photos (held out)"] = float((r <= threshold).mean())
+            row[f"auroc registry photos (held out): {rule}"] = auroc(i, r)
             table.append(f"| {rule} | {auroc(i, o):.3f} | {(i > threshold).mean():.1%} | "
                          f"{(k > threshold).mean():.1%} | {given.mean():.1%} | "
-                         + " | ".join(f"{given[families == f].mean():.0%}" for f in family_names) + " |")
+                         + " | ".join(f"{given[families == f].mean():.0%}" for f in family_names)
+                         + f" | {(r <= threshold).mean():.0%} |")
             if rule == CHOSEN:
                 row.update(threshold=threshold, calibration_none=float((c > threshold).mean()),
                            in_class_called_none=float((i > threshold).mean()),
                            out_of_class_given_a_class=float(given.mean()))
-                shipped = {"calibration": c, "inside": i, "clean": k, "outside": o}, threshold
+            if rule in (RANGES, DETECTOR):
+                shipped[rule] = {"calibration": c, "inside": i, "clean": k, "outside": o, "registry": r}, threshold
         table += signal_table(row, shipped, signal_values, signal_thresholds, signal_cost, families, family_names,
                               args)
         rows.append(row)

@@ -14,6 +14,11 @@ from alexnet_demo.inference import load_classifier
 SHIPPED_RULE = openset.stats_path(CHECKPOINT_DIR / "cifar10.safetensors")
 
 
+def openset_registry_installed() -> bool:
+    from alexnet_demo import registry_photos
+    return registry_photos.CLIPART_DIR.is_dir()
+
+
 def test_views_of_any_photo_are_six_32px_framings_the_first_the_photo_tabs():
     from alexnet_demo.preprocessing import photo_to_cifar
     photo = np.random.default_rng(0).integers(0, 256, (120, 200, 3), dtype=np.uint8)
@@ -244,3 +249,46 @@ def test_the_cost_benchmark_times_the_answer_alone_with_the_verdict_its_ranges_a
     assert list(cost) == ["probabilities_ms", "probabilities_and_verdict_ms",
                           "probabilities_and_channel_ranges_ms (the verdict without face and digit)",
                           "probabilities_and_pool5_views_ms (the rule before)"] and min(cost.values()) > 0
+
+
+def test_the_detectors_features_are_each_groups_weighted_deviation_then_every_statistic_as_log1p():
+    low, high, weight = torch.tensor([1.0, 2.0, 0.0]), torch.tensor([2.0, 4.0, 1.0]), torch.tensor([1.0, 2.0, 1.0])
+    group = torch.tensor([0, 0, 1])
+    x = openset.features(torch.tensor([[0.5, 6.0, 0.5]]), low, high, weight, group)
+    # group 0: 0.5 below 1 (0.5 relative) + 2 above 4 (0.5 relative, weight 2); group 1: inside
+    assert x.flatten().tolist() == pytest.approx(np.log1p([1.5, 0.0, 0.5, 6.0, 0.5]).tolist(), rel=1e-5)
+
+
+def test_the_detectors_logistic_regression_weighs_both_classes_alike():
+    """1,000 in class against 100 outliers, shifted by 3 along the first axis: balanced, the decision lies about
+    half way (a plain fit would push it towards the outliers)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(1000, 2, generator=g), torch.randn(100, 2, generator=g) + torch.tensor([3.0, 0.0])])
+    y = torch.cat([torch.zeros(1000), torch.ones(100)])
+    weights = openset.fit_logistic(x, y)
+    on_axis = openset.logit(torch.tensor([[1.0, 0.0], [1.5, 0.0], [2.0, 0.0]]), *weights)
+    assert on_axis[0] < 0 < on_axis[2] and abs(float(on_axis[1])) < 1
+    assert ((openset.logit(x, *weights) > 0).float() == y).float().mean() > 0.9
+
+
+def test_registry_pictures_with_a_word_for_one_of_the_ten_are_left_out():
+    from alexnet_demo import registry_photos
+    excluded = ("sportcar_sergio_luiz_ara_01", "cat_01", "black_dog", "rana01_architetto_france_01", "sailing_boat",
+                "cani_e_gatti_cat_and_do_01", "Kleiber_by_Lukas_Baubkus")
+    kept = ("eraser", "stack_of_books_01", "simple_s_3", "cartoon_sun", "torta_architetto_frances_01")
+    assert all(registry_photos._excluded(Path(f"{name}.png")) for name in excluded[:-1])
+    assert not any(registry_photos._excluded(Path(f"{name}.png")) for name in kept)
+    assert excluded[-1] in registry_photos.EXCLUDED_WALLPAPERS  # a bird, by its German name: looked at
+
+
+@pytest.mark.skipif(not openset_registry_installed(), reason="no openclipart-png (apt-get install openclipart-png)")
+def test_registry_clip_art_leaves_out_the_animals_and_transportation_folders_and_photographs_like_cifar():
+    from alexnet_demo import registry_photos
+    files = registry_photos.clipart_files()
+    assert files and not any(f.relative_to(registry_photos.CLIPART_DIR).parts[0] in ("animals", "transportation")
+                             for f in files)
+    fit, held = registry_photos.split()
+    assert not set(fit) & set(held) and len(held) < len(fit)
+    shots = registry_photos.photos_of(files[:10], seed=0)
+    assert len(shots) <= 10 and all(p.family == "registry photos" and p.image.mode == "RGB" and
+                                    (max(p.image.size) == 32 or 64 <= max(p.image.size) <= 720) for p in shots)
