@@ -33,7 +33,8 @@ class InlineImage(gr.Image):
     """An output picture sent inside the answer, as a PNG data URL, rather than saved to gradio's cache and fetched
     by the page with a request of its own (as gr.Image's SVGs are): a stroke's answer is one request instead of three,
     and no cache file is written that two visitors could share. API callers get {"url": "data:image/png;base64,…"}
-    in place of a file. PNG at compress_level 1: ~4x faster to write than PIL's default, for a few kB more."""
+    in place of a file. PNG at compress_level 1: the top channels (552×476) in 0.7 ms and 13 kB against 2.2 ms and
+    9 kB at PIL's default (AMD EPYC)."""
 
     is_template = True  # the page draws it with gr.Image's own frontend (as gradio's templates, e.g. gr.Sketchpad)
 
