@@ -1,6 +1,5 @@
 """Shared fixtures: the real datasets in ../shared/data (skipped with a reason when absent)."""
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -71,12 +70,6 @@ def live_app():
     _, url, _ = app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     yield url, demo
     demo.close()
-    # a session shorter than the models' warm-up (app.warm_up, a daemon thread) must not end inside a forward: the
-    # interpreter's exit then kills the thread mid-call and the process aborts ("terminate called without an
-    # active exception", exit status 134) after every test passed
-    for thread in threading.enumerate():
-        if thread.name == "warm-up":
-            thread.join(timeout=600)
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,8 @@ def warm_up() -> None:
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with this app's limits: upload size cap; files served only from the app's own folders. The models
     warm up in a background thread while the server starts."""
-    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+    # not a daemon: a process that exits during the warm-up waits for its forward to end, where a daemon thread was
+    # killed inside it and the process aborted ("terminate called without an active exception", exit status 134)
+    threading.Thread(target=warm_up, name="warm-up").start()
     kwargs.setdefault("show_error", True)
     return demo.launch(max_file_size=MAX_FILE_SIZE, theme=gr.themes.Soft(), css=CSS, **kwargs)
