@@ -125,7 +125,7 @@ def knn(features: torch.Tensor, bank: torch.Tensor, k: int = NEIGHBOUR) -> torch
 
 def candidates(model, fit, fit_labels, combine, outliers, registry):
     """({name: score (stats (N, V, D), logits (N, V, 10), Gram (N, G)) -> (N,), higher: more likely none of the
-    ten}, the channel ranges (low, high, weight), the detector's (mean, std, coef, bias)). Fitted on training images
+    ten}, the channel ranges (low, high, weight)). Fitted on training images
     (`fit`, outputs(): re-photographed and as they are; and `combine`, other images re-photographed, for a
     combination's scale and the logistic ones' in-class side), for the Mahalanobis logistic combination on
     `outliers` (jigsaws, colour fields), and for the detector on `registry` (registry_photos: clip art and
@@ -177,7 +177,7 @@ def candidates(model, fit, fit_labels, combine, outliers, registry):
             lambda st, lg, gm: openset.score(st.mean(1), *chosen) / groups + gram_score(gm),
         RANGES: lambda st, lg, gm: openset.score(st.mean(1), *chosen),
         DETECTOR: lambda st, lg, gm: openset.logit(openset.features(st.mean(1), *chosen, group), *detector),
-    }, chosen, detector
+    }, chosen
 
 
 # ---- the signals added to the rule shipped, for what its channel ranges let through -------------------------
@@ -266,8 +266,8 @@ def signal_table(row, shipped, values, thresholds, cost, families, family_names,
                 + f" | {(~none['registry']).mean():.0%} |")
     sets = list(next(iter(shipped.values()))[0])
     out = ["\nThe signals for what the rule lets through, each at its threshold (fitted to call at most "
-           f"{args.signal_rate:.1%} of the fit images 'none'), alone and added (OR) to the rule before (channel ranges) "
-           "and the detector:",
+           f"{args.signal_rate:.1%} of the fit images 'none'), alone and added (OR) to the rule before (channel "
+           "ranges) and the detector:",
            "| verdict | fit images 'none' | ms per photo | threshold images 'none' | in-class 'none' | "
            f"clean test images 'none' | out-of-class given a class | {' | '.join(family_names)} | "
            "registry photos (held out; the fit's source) |",
@@ -372,9 +372,8 @@ def run(args) -> Path:
         model, meta = load_checkpoint(path)
         name = Path(path).name + (" (baseline)" if path == args.baseline else "")
         fit = [torch.cat(pair) for pair in zip(outputs(model, fit_views), outputs(model, fit_clean_views))]
-        rules, chosen, detector = candidates(model, fit, train.labels[fit_index].repeat(2),
-                                             outputs(model, combine_views), outputs(model, outlier_views),
-                                             outputs(model, registry_views))
+        rules, chosen = candidates(model, fit, train.labels[fit_index].repeat(2), outputs(model, combine_views),
+                                   outputs(model, outlier_views), outputs(model, registry_views))
         c_out, i_out, o_out, k_out, r_out = (outputs(model, v) for v in (
             calibration_views, inside_views, outside_views, clean_views, registry_held_views))
         row = {"checkpoint": name, "test_accuracy": meta.get("test_accuracy"),
