@@ -7,16 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from alexnet_demo import openset, photos
+from alexnet_demo import openset, photos, registry_photos
 from alexnet_demo.checkpoints import CHECKPOINT_DIR
 from alexnet_demo.inference import load_classifier
 
 SHIPPED_RULE = openset.stats_path(CHECKPOINT_DIR / "cifar10.safetensors")
-
-
-def openset_registry_installed() -> bool:
-    from alexnet_demo import registry_photos
-    return registry_photos.CLIPART_DIR.is_dir()
 
 
 def test_views_of_any_photo_are_six_32px_framings_the_first_the_photo_tabs():
@@ -180,7 +175,7 @@ def test_the_benchs_logistic_regression_separates_two_shifted_clouds():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not openset_registry_installed(), reason="the bench's detector needs Debian's clip art and "
+@pytest.mark.skipif(not registry_photos.available(), reason="the bench's detector needs Debian's clip art and "
                     "wallpapers (.ci/run installs them: apt-get install openclipart-png mate-backgrounds "
                     "ukui-wallpapers gnome-backgrounds lomiri-wallpapers)")
 def test_the_openset_benchmark_runs_and_writes_a_rule_the_app_loads(cifar_root, data_root, tmp_path):
@@ -275,7 +270,6 @@ def test_the_detectors_logistic_regression_weighs_both_classes_alike():
 
 
 def test_registry_pictures_with_a_word_for_one_of_the_ten_are_left_out():
-    from alexnet_demo import registry_photos
     excluded = ("sportcar_sergio_luiz_ara_01", "cat_01", "black_dog", "rana01_architetto_france_01", "sailing_boat",
                 "cani_e_gatti_cat_and_do_01", "Kleiber_by_Lukas_Baubkus")
     kept = ("eraser", "stack_of_books_01", "simple_s_3", "cartoon_sun", "torta_architetto_frances_01")
@@ -284,9 +278,9 @@ def test_registry_pictures_with_a_word_for_one_of_the_ten_are_left_out():
     assert excluded[-1] in registry_photos.EXCLUDED_WALLPAPERS  # a bird, by its German name: looked at
 
 
-@pytest.mark.skipif(not openset_registry_installed(), reason="no openclipart-png (apt-get install openclipart-png)")
+@pytest.mark.skipif(not registry_photos.CLIPART_DIR.is_dir(),
+                    reason="no openclipart-png (apt-get install openclipart-png)")
 def test_registry_clip_art_leaves_out_the_animals_and_transportation_folders_and_photographs_like_cifar():
-    from alexnet_demo import registry_photos
     files = registry_photos.clipart_files()
     assert files and not any(f.relative_to(registry_photos.CLIPART_DIR).parts[0] in ("animals", "transportation")
                              for f in files)
