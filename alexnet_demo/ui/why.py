@@ -57,8 +57,9 @@ def openset_line(classifier, image) -> str:
         return ""
     found = {"face": ", but a face detector finds a person's face",
              "digit": f", but the digit model reads a {verdict.digit[0]} at {verdict.digit[1]:.1%}"}
-    return (f" Open-set score: its layers' activity lies **{verdict.score:,.0f}** outside the ranges it has on "
-            f"re-photographed training images (threshold {verdict.threshold:,.0f}){found.get(verdict.reason, '')}, "
+    return (f" Open-set score: a detector fitted on training photos and on photos of other things scores its "
+            f"layers' activity **{verdict.score:+.1f}** (higher: less like the ten; threshold "
+            f"{verdict.threshold:+.1f}){found.get(verdict.reason, '')}, "
             "so the Photo tab calls it "
             + ("**none of the ten** (closest: " + verdict.closest + ")." if verdict.none else "**one of the ten**."))
 
