@@ -1,6 +1,7 @@
 """Benchmarks, each side by side with its baseline in one run:
 `python bench/bench.py {throughput,accuracy,latency,plots}`, and the ones in their own files:
-`python bench/bench.py {classes,drawing,explain,formats,openset,timelapse,visitor} [their flags]` (bench/<name>.py).
+`python bench/bench.py {classes,drawing,explain,formats,openset,photos,timelapse,visitor} [their flags]`
+(bench/<name>.py).
 
 Each prints a table and writes JSON under bench/results/ with the hardware, versions, precision and what is on the
 clock. `--tiny` shrinks every size so that tests can run the same code paths on a CPU in seconds.
@@ -277,7 +278,7 @@ def plot_overhead(args) -> Path:
                                                   "drawing runs in another process"}, args.out)
 
 
-OWN_FILES = ("classes", "drawing", "explain", "formats", "openset", "timelapse",
+OWN_FILES = ("classes", "drawing", "explain", "formats", "openset", "photos", "timelapse",
              "visitor")  # bench/<name>.py, each with its own flags
 
 

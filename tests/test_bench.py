@@ -45,3 +45,19 @@ def test_the_formats_benchmark_measures_every_shipped_model_and_recipe(tmp_path)
     for r in forwards:  # whichever format won, the reason names it and a bf16 answer stayed within the tolerance
         assert r["reason"].startswith(r["chosen"])
         assert r["chosen"] == "fp32" or r["max_probability_change"] <= 0.02
+
+
+def test_the_photos_benchmark_reads_each_checkpoint_as_it_is_re_photographed_and_interpolated(data_root, cifar_root,
+                                                                                            tmp_path):
+    """A checkpoint interpolated towards its own weights is itself: every share reads exactly as the file does."""
+    shipped = str(Path(bench.ROOT) / "checkpoints" / "cifar10.safetensors")
+    assert bench.main(["photos", shipped, "--split", "val", "--interpolate-from", shipped, "--shares", "0.3,1",
+                       "--tiny", "--data-root", data_root, "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "photos_tiny.json").read_text())
+    rows = result["rows"]
+    assert result["split"] == "val" and result["images"] == 100 and result["rephotographed"] == 100
+    assert [r["checkpoint"] for r in rows] == ["cifar10.safetensors", "cifar10.safetensors at share 0.3 from "
+                                               "cifar10.safetensors", "cifar10.safetensors at share 1 from "
+                                               "cifar10.safetensors"]
+    keys = ("as_they_are", "rephotographed_centre", "rephotographed_6_framings")
+    assert all(r[k] == rows[0][k] for r in rows for k in keys) and all(0 < rows[0][k] <= 1 for k in keys)
