@@ -283,7 +283,7 @@ class Verdict:
     score: float  # the detector's logit for the photo's channel statistics (OpenSet.score): > threshold, none
     threshold: float
     closest: str  # the class the views' mean logits pick
-    reason: str = ""  # why "none": "activity" (the channel ranges), "face", "digit"; "" when it is one of the ten
+    reason: str = ""  # why "none": "activity" (the detector), "face", "digit"; "" when it is one of the ten
     digit: tuple[str, float] = ("", 0.0)  # what the MNIST model read, when reason is "digit"
 
     def text(self, classes) -> str:
@@ -305,7 +305,7 @@ class Verdict:
 
 def judge(classifier, image) -> Verdict | None:
     """The open-set verdict on `image` by `classifier` (inference.Classifier); None when its checkpoint has no
-    open-set file (a visitor's own model). A photo within the channel ranges is then asked for a face, and then for a
+    open-set file (a visitor's own model). A photo the detector lets through is then asked for a face, and then for a
     digit on paper (each only when the one before let it through: their cost is paid only then)."""
     rule = load(classifier.source) if classifier.source and classifier.preset == "cifar10" else None
     if rule is None:

@@ -78,7 +78,7 @@ def run(args) -> Path:
         rows.append(measure(Path(path).name + (" (baseline)" if path == args.baseline else ""), model, data, views,
                             labels))
         print(rows[-1], flush=True)
-        for share in (args.shares if args.interpolate_from else []):
+        for share in (args.shares if args.interpolate_from and path != args.baseline else []):
             model, _ = load_checkpoint(path)
             interpolate_(model, args.interpolate_from, share)
             round_to_float16_(model)  # as the checkpoint written at that share stores it
