@@ -95,6 +95,18 @@ def views(image) -> np.ndarray:
     return np.stack([v for f in framed for v in (f, f[:, ::-1])])
 
 
+def view_batch(images) -> torch.Tensor:
+    """uint8 (N, VIEWS, 3, 32, 32): `views` of each image, channels first, as the model's batches take them."""
+    return torch.from_numpy(np.stack([views(image) for image in images])).permute(0, 1, 4, 2, 3).contiguous()
+
+
+def gray(image) -> np.ndarray:
+    """float32 (h, w) in [0, 1]: the photo's luma, as cv2.cvtColor gives it, transparent pixels over white (as
+    photo_to_cifar)."""
+    color = on_white(image)
+    return color @ np.float32([0.299, 0.587, 0.114]) if color.shape[2] == 3 else color[:, :, 0]
+
+
 _CASCADE = threading.local()  # a CascadeClassifier per thread: OpenCV's is not safe to share between threads
 
 
@@ -103,22 +115,21 @@ def face_neighbours(image, cascade: str = FACE_CASCADE, pad: float | None = None
     the photo's shorter side, by `cascade` (a file of cv2.data.haarcascades); 0 when there is none. `pad`: the
     border, of FACE_SIDE (None: FACE_PAD, or none for a photo under FACE_PAD_FROM px)."""
     import cv2  # opencv-python-headless: the cascade file ships inside its wheel
-    color = on_white(image)  # as photo_to_cifar: transparent pixels over white
-    gray = color @ np.float32([0.299, 0.587, 0.114]) if color.shape[2] == 3 else color[:, :, 0]  # luma, as cv2.cvtColor
-    h, w = gray.shape
+    luma = gray(image)
+    h, w = luma.shape
     if pad is None:
         pad = FACE_PAD if min(h, w) >= FACE_PAD_FROM else 0.0
     scale = FACE_SIDE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    gray = cv2.resize((gray * 255).round().astype(np.uint8), size,
+    small = cv2.resize((luma * 255).round().astype(np.uint8), size,
                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     # a face that fills the photo (a selfie, an avatar) gets a margin: the cascade's windows need one around a face
-    gray = cv2.copyMakeBorder(gray, *(4 * [round(pad * FACE_SIDE)]), cv2.BORDER_CONSTANT,
-                              value=float(gray.mean()))
+    framed = cv2.copyMakeBorder(small, *(4 * [round(pad * FACE_SIDE)]), cv2.BORDER_CONSTANT,
+                                value=float(small.mean()))
     if cascade not in vars(_CASCADE):
         setattr(_CASCADE, cascade, cv2.CascadeClassifier(cv2.data.haarcascades + cascade))
     side = max(1, round(FACE_MIN * min(size)))  # of the photo itself, not of its margin
-    _, counts = getattr(_CASCADE, cascade).detectMultiScale2(cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=1,
+    _, counts = getattr(_CASCADE, cascade).detectMultiScale2(cv2.equalizeHist(framed), scaleFactor=1.1, minNeighbors=1,
                                                     minSize=(side, side))
     return int(max(counts, default=0))
 
@@ -128,11 +139,10 @@ def even_light(image) -> np.ndarray:
     closed (a max, then a min filter) over a disc of LIGHT_DISC of the shorter side, wider than any pen stroke, so it
     follows uneven light and shadow but not the ink; paper then reads white wherever the light fell."""
     import cv2
-    color = on_white(image)
-    gray = color @ np.float32([0.299, 0.587, 0.114]) if color.shape[2] == 3 else color[:, :, 0]
-    disc = max(3, round(LIGHT_DISC * min(gray.shape))) | 1  # odd
-    paper = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (disc, disc)))
-    return (np.clip(gray / np.maximum(paper, 1 / 255), 0, 1) * 255).round().astype(np.uint8)
+    luma = gray(image)
+    disc = max(3, round(LIGHT_DISC * min(luma.shape))) | 1  # odd
+    paper = cv2.morphologyEx(luma, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (disc, disc)))
+    return (np.clip(luma / np.maximum(paper, 1 / 255), 0, 1) * 255).round().astype(np.uint8)
 
 
 def digit_reading(image, even: bool = True) -> tuple[str, float]:
@@ -240,8 +250,7 @@ class OpenSet:
 
     def score(self, model, image) -> tuple[float, torch.Tensor]:
         """(the detector's logit, the logits (10,) averaged over the views) of one photo."""
-        v = torch.from_numpy(np.ascontiguousarray(views(image))).permute(0, 3, 1, 2)
-        stats, logits = channel_statistics(model, v)
+        stats, logits = channel_statistics(model, view_batch([image])[0])
         x = features(stats.mean(0, keepdim=True), self.low, self.high, self.weight, groups(model))
         return float(logit(x, self.mean, self.std, self.coef, self.bias)[0]), logits.mean(0)
 

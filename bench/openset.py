@@ -54,12 +54,6 @@ def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
     return float((ranks[len(inside):].sum() - len(outside) * (len(outside) + 1) / 2) / (len(inside) * len(outside)))
 
 
-def all_views(photos) -> torch.Tensor:
-    """uint8 (N, VIEWS, 3, 32, 32) for a list of PIL images."""
-    from alexnet_demo.openset import views
-    return torch.from_numpy(np.stack([views(p) for p in photos])).permute(0, 1, 4, 2, 3).contiguous()
-
-
 def outputs(model, stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(channel statistics (N, V, D), logits (N, V, 10), conv1's Gram matrix (N, 96 * 97 / 2) averaged over the
     views) for uint8 (N, V, 3, 32, 32)."""
@@ -356,12 +350,12 @@ def run(args) -> Path:
     inside = photos.in_class(test.images.numpy(), test.labels.numpy(), in_count, seed=0)
     outside = photos.out_of_class(per_family, digits, seed=0)
     fit_views, combine_views, calibration_views, outlier_views, inside_views, outside_views, registry_views, \
-        registry_held_views = (all_views([p.image for p in ps]) for ps in (
+        registry_held_views = (openset.view_batch([p.image for p in ps]) for ps in (
             fit_photos, combine, calibration, outliers, inside, outside, registry_fit, registry_held))
     # the fit images as they are too: a visitor also shows the network CIFAR-10 images themselves (the examples)
-    fit_clean_views = all_views([train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()])
+    fit_clean_views = openset.view_batch([train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()])
     clean_index = torch.cat([torch.nonzero(test.labels == c).flatten()[:in_count // 10] for c in range(10)])
-    clean_views = all_views([test.images[i].permute(1, 2, 0).numpy() for i in clean_index.tolist()])
+    clean_views = openset.view_batch([test.images[i].permute(1, 2, 0).numpy() for i in clean_index.tolist()])
     print(f"{len(fit_photos)} training images re-photographed and as they are to fit the rules, {len(combine)} "
           f"re-photographed for a combination, "
           f"{len(calibration)} for the thresholds, {len(outliers)} outliers (jigsaws, colour fields), "
@@ -453,8 +447,8 @@ def run(args) -> Path:
 def pool5_views(model, image) -> torch.Tensor:
     """The rule before's forward: pool5 features and logits of the photo's views, no feature maps kept (its cost)."""
     from alexnet_demo.data import prepare_batch
-    from alexnet_demo.openset import views
-    x = prepare_batch(torch.from_numpy(np.ascontiguousarray(views(image))).permute(0, 3, 1, 2), "cifar10", 50)
+    from alexnet_demo.openset import view_batch
+    x = prepare_batch(view_batch([image])[0], "cifar10", 50)
     return model.classifier(torch.flatten(model.features(x), 1))
 
 

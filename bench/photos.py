@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -69,7 +68,7 @@ def run(args) -> Path:
     data = images_of(args.split, args.data_root, args.tiny)
     count = min(len(data), 200 if args.tiny else args.count) // 10 * 10
     shots = photos.in_class(data.images.numpy(), data.labels.numpy(), count, seed=args.seed)
-    views = torch.from_numpy(np.stack([openset.views(p.image) for p in shots])).permute(0, 1, 4, 2, 3).contiguous()
+    views = openset.view_batch([p.image for p in shots])
     labels = torch.tensor([p.label for p in shots])
     print(f"{len(data)} {args.split} images as they are, {len(shots)} of them re-photographed", flush=True)
     rows = []
