@@ -3,15 +3,16 @@ and the same split's images re-photographed (photos.in_class: upscaled, framed o
 blurred, JPEG) read as the Photo tab reads them (the centre square) and with the logits averaged over openset.views'
 6 framings (test-time augmentation).
 
-    python bench/bench.py photos runs/cifar10-photos.safetensors --baseline checkpoints/cifar10.safetensors \
+    python bench/bench.py photos checkpoints/cifar10.safetensors --baseline runs/cifar10-base.safetensors \
         --data-root ../shared/data
-    python bench/bench.py photos runs/cifar10-photos.safetensors --split val --interpolate-from \
-        checkpoints/cifar10.safetensors --shares 0.3,0.5,0.7,1 --data-root ../shared/data
+    python bench/bench.py photos runs/cifar10-photos-full.safetensors --split val --interpolate-from \
+        runs/cifar10-base.safetensors --shares 0.3,0.5,0.7 --data-root ../shared/data
 
 `--split val` measures on the 2,500 training images the shipped file never trained on (its val_fraction 0.05,
 seed 0: what a fine-tune of it with the same split holds out too), so that a choice made on it (`--shares`: the
 checkpoint written that share of the way from `--interpolate-from`'s weights, WiSE-FT, as TrainConfig.interpolate
-writes it) leaves the test set for the figures. Weights are rounded to float16 as a checkpoint stores them.
+writes it; give it a run's trained weights, `--interpolate 1`) leaves the test set for the figures. Weights are
+rounded to float16 as a checkpoint stores them.
 """
 from __future__ import annotations
 
