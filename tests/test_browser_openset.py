@@ -1,5 +1,5 @@
 """A real browser: the Photo tab says "none of the ten" for a photo of something else and for a person's photo
-(issue 20); saves screenshots."""
+(issue 20), and says why for a file that is not a photo; saves screenshots."""
 from pathlib import Path
 
 import pytest
@@ -43,4 +43,15 @@ def test_a_photo_of_something_else_is_called_none_of_the_ten(live_app, tmp_path)
         page.wait_for_function("() => document.body.innerText.includes(\"This looks like a person's face\")",
                                timeout=60_000)
         page.screenshot(path=str(SHOTS / "photo-face-none-of-the-ten.png"), full_page=True)
+        # a file that is not a photo: the note says why, and nothing of the astronaut's answer stays under it, with
+        # no error badge on the pictures (their event is not run for a photo that failed)
+        bad = tmp_path / "notes.png"
+        bad.write_text("this is a text file")
+        page.locator("#photo input[type=file]").set_input_files(str(bad))
+        page.wait_for_function("() => document.body.innerText.includes(\"This file can't be read as a photo\")",
+                               timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SHOTS / "photo-unreadable-file.png"))
+        assert "person's face" not in page.inner_text("body")
+        assert page.locator("#photo-top-channels img").count() == 0 and page.locator("#photo-seen .error").count() == 0
         browser.close()

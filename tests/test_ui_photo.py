@@ -33,6 +33,14 @@ def test_corrupt_upload_is_a_clear_error(tmp_path, untrained_cifar):
         photo.classify_image(str(bad), untrained_cifar)
 
 
+def test_after_an_unreadable_upload_the_note_says_why_and_nothing_of_the_photo_before_stays(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is a text file")
+    label, note, kept, seen, top, maps = photo.unreadable(str(bad))
+    assert note.startswith("**This file can't be read as a photo**: notes.png is not a readable image")
+    assert label is None and kept is None and seen is None and top is None and maps == []
+
+
 def test_answer_label_takes_a_headline_above_the_closest_classes():
     probabilities = {"ship": 0.6, "airplane": 0.2, "truck": 0.1, "bird": 0.05, "cat": 0.03, "dog": 0.02}
     shown = photo.AnswerLabel(num_top_classes=5).postprocess({"label": photo.NONE_HEADLINE,

@@ -10,6 +10,7 @@ from gradio.components.label import LabelConfidence, LabelData
 from ..inference import MAX_BATCH
 from .. import openset
 from ..models import PRESETS
+from ..preprocessing import open_image
 from .common import classifier_for, current_result, grids, panel, picture, run_model, top_channels_image, user_errors
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
@@ -69,6 +70,18 @@ def classify_image(photo, trained=None):
     return shown, note, result
 
 
+def unreadable(photo):
+    """The answer's place after a photo that could not be answered: why, in the note (the toast says it too, and
+    goes), and no Top 5, pictures or kept Result, which would otherwise still be the photo before's under the error."""
+    try:
+        open_image(photo).close()
+        reason = "it could not be classified (see the message)"
+    except ValueError as e:
+        reason = str(e)
+    return (None, f"**This file can't be read as a photo**: {reason}. Upload a PNG, JPEG, GIF or WebP picture, "
+            "or click an example.", None, None, None, [])
+
+
 def image_panel(photo, kept=None, trained=None, all_channels=False):
     """(what the network sees, each layer's most active channels, every channel's grids if open) for the photo."""
     return panel(current_result("cifar10", photo, kept, trained), all_channels)
@@ -106,9 +119,9 @@ def tab(trained: gr.State) -> PhotoInput:
                           concurrency_limit=MAX_BATCH)
     # One worker for all visitors' pictures (this tab's and the other's), so that the probabilities, which come
     # first, never wait behind them (bench/load.py: 20 visitors drawing on 2 cores while a run trains).
-    answer.then(image_panel, [photo, kept, trained, grids_open], [seen, top_maps, maps], api_name="image_panel",
-                concurrency_limit=1,
-                concurrency_id="pictures")
+    answer.success(image_panel, [photo, kept, trained, grids_open], [seen, top_maps, maps], api_name="image_panel",
+                   concurrency_limit=1, concurrency_id="pictures")
+    answer.failure(unreadable, photo, [label, note, kept, seen, top_maps, maps], api_name=False, queue=False)
     every.expand(lambda: True, None, grids_open, api_name=False, queue=False).then(
         image_grids, [photo, kept, trained], maps, api_name=False, concurrency_limit=2)
     every.collapse(lambda: False, None, grids_open, api_name=False, queue=False)
