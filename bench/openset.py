@@ -15,9 +15,11 @@ checkpoint, side by side in one run:
   called "none", CIFAR-10 test images as they are called "none", out-of-class photos given a class, overall and per
   family (a table, side by side).
 - the signals added for what the channel ranges let through (signals()): a face detector (OpenCV's Haar cascades,
-  two of the wheel's), the shipped MNIST model's top probability, and how two-toned the photo is (Otsu); each fitted
-  to call at most --signal-rate of the same training images "none", alone and added to the rule shipped (OR), with
-  each one's cost per photo; and added to the detector, its threshold re-set the same way.
+  two of the wheel's), the shipped MNIST model's top probability, and how two-toned the photo is (Otsu); the three
+  openset.judge asks at its own thresholds (kept_thresholds), the others fitted to call at most --signal-rate of the
+  same training images "none"; alone and added to the rule shipped (OR), with each one's cost per photo; and added
+  to the detector, its threshold re-set the same way.
+`--eval-seed 1` (2, ...) measures it all on fresh evaluation photos, drawn after the rules were chosen.
 `--write-stats` writes the first checkpoint's chosen rule (the channel ranges, their weights and the threshold)
 beside it (checkpoints/cifar10.openset.safetensors), which the Photo tab uses.
 """
@@ -177,23 +179,6 @@ def candidates(model, fit, fit_labels, combine, outliers, registry):
 # ---- the signals added to the rule shipped, for what its channel ranges let through -------------------------
 
 
-def two_tone(image) -> float:
-    """How well two gray levels explain the photo: Otsu's between-class variance over the total, in [0, 1] (ink on
-    paper, a sign: near 1)."""
-    import cv2
-    from alexnet_demo.preprocessing import to_float_array
-    color, _ = to_float_array(image)
-    gray = ((color @ np.float32([0.299, 0.587, 0.114]) if color.shape[2] == 3 else color[:, :, 0]) * 255).round()
-    gray = gray.astype(np.uint8)
-    cut, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    x = gray.astype(np.float32)
-    dark = x <= cut
-    share = dark.mean()
-    if share in (0, 1) or x.var() == 0:
-        return 0.0
-    return float(share * (1 - share) * (x[dark].mean() - x[~dark].mean()) ** 2 / x.var())
-
-
 def signals() -> dict:
     """{name: photo -> number, higher: more likely none of the ten}: the signals measured beside the rule shipped."""
     from alexnet_demo import openset
@@ -203,7 +188,7 @@ def signals() -> dict:
             lambda im: openset.face_neighbours(im, "haarcascade_frontalface_default.xml"),
             "digit (MNIST model: top probability)": lambda im: openset.digit_reading(im)[1],
             "digit (MNIST model, light as it is: top probability)": lambda im: openset.digit_reading(im, even=False)[1],
-            "two-toned (Otsu: share of the variance)": two_tone}
+            "two-toned (Otsu: share of the variance)": openset.two_tone}
 
 
 def measure_signals(named_photos: dict) -> tuple[dict, dict]:
@@ -238,16 +223,25 @@ def outlier_photos(train, pool: torch.Tensor, count: int, seed: int = 3):
     return photos.in_class(images.numpy(), np.arange(count) % 10, count, seed=seed)
 
 
-KEPT = ("face (Haar alt2: neighbours)", "digit (MNIST model: top probability)")  # in openset.judge
+KEPT = ("face (Haar alt2: neighbours)", "digit (MNIST model: top probability)",
+        "two-toned (Otsu: share of the variance)")  # in openset.judge, in its order
+
+
+def kept_thresholds() -> dict:
+    """The KEPT signals' thresholds as openset.judge applies them (the package's constants): the bench measures the
+    verdict the app gives, whatever --signal-rate would set."""
+    from alexnet_demo import openset
+    return dict(zip(KEPT, (openset.FACE_NEIGHBOURS, openset.DIGIT_SURE, openset.TWO_TONE)))
 BEFORE = ("face (Haar alt2, no margin: neighbours)", "digit (MNIST model, light as it is: top probability)")  # the
 # same two checks as judge() asked them with the channel ranges before the detector: the verdict then shipped
 
 
 def signal_table(row, shipped, values, thresholds, cost, families, family_names, args) -> list[str]:
     """Each signal alone and added (OR) to each rule in `shipped` (the channel ranges before, the detector now), at
-    its threshold (fitted to call at most args.signal_rate of the fit images "none"): the rates called "none" on the
-    fit images, the threshold images, the in-class test photos and the clean test images, and out-of-class given a
-    class, overall and per family, and the held-out registry photos given a class; its figures also go into `row`.
+    its threshold (judge()'s for KEPT, else fitted to call at most args.signal_rate of the fit images "none"): the
+    rates called "none" on the fit images, the threshold images, the in-class test photos and the clean test images,
+    and out-of-class given a class, overall and per family, and the held-out registry photos given a class; its
+    figures also go into `row`.
     `shipped`: {rule: (its scores per set, its threshold)}. Last for each rule, the kept combination with the rule's
     threshold re-set so that the whole calls args.verdict_rate of the threshold images "none" (the ranges' also with
     the checks before at args.none_rate: the verdict shipped before)."""
@@ -264,9 +258,9 @@ def signal_table(row, shipped, values, thresholds, cost, families, family_names,
                 + " | ".join(f"{given[families == f].mean():.0%}" for f in family_names)
                 + f" | {(~none['registry']).mean():.0%} |")
     sets = list(next(iter(shipped.values()))[0])
-    out = ["\nThe signals for what the rule lets through, each at its threshold (fitted to call at most "
-           f"{args.signal_rate:.1%} of the fit images 'none'), alone and added (OR) to the rule before (channel "
-           "ranges) and the detector:",
+    out = ["\nThe signals for what the rule lets through, each at its threshold (judge()'s for the kept ones, the "
+           f"others fitted to call at most {args.signal_rate:.1%} of the fit images 'none'), alone and added (OR) to "
+           "the rule before (channel ranges) and the detector:",
            "| verdict | fit images 'none' | ms per photo | threshold images 'none' | in-class 'none' | "
            f"clean test images 'none' | out-of-class given a class | {' | '.join(family_names)} | "
            "registry photos (held out; the fit's source) |",
@@ -347,14 +341,20 @@ def run(args) -> Path:
     combine, calibration = held_photos[::2], held_photos[1::2]
     outliers = outlier_photos(train, spare, in_count)
     registry_fit, registry_held = registry_outliers(args.tiny)
-    inside = photos.in_class(test.images.numpy(), test.labels.numpy(), in_count, seed=0)
-    outside = photos.out_of_class(per_family, digits, seed=0)
+    # the evaluation: --eval-seed 0 is the set every rule was chosen on; another seed draws fresh photos (other test
+    # images of each class, other renderings and framings) on which nothing was chosen
+    per = in_count // 10
+    test_index = torch.cat([torch.nonzero(test.labels == c).flatten()[args.eval_seed * per:(args.eval_seed + 1) * per]
+                            for c in range(10)])
+    inside = photos.in_class(test.images[test_index].numpy(), test.labels[test_index].numpy(), in_count,
+                             seed=args.eval_seed)
+    outside = photos.out_of_class(per_family, digits, seed=args.eval_seed)
     fit_views, combine_views, calibration_views, outlier_views, inside_views, outside_views, registry_views, \
         registry_held_views = (openset.view_batch([p.image for p in ps]) for ps in (
             fit_photos, combine, calibration, outliers, inside, outside, registry_fit, registry_held))
     # the fit images as they are too: a visitor also shows the network CIFAR-10 images themselves (the examples)
     fit_clean_views = openset.view_batch([train.images[i].permute(1, 2, 0).numpy() for i in fit_index.tolist()])
-    clean_index = torch.cat([torch.nonzero(test.labels == c).flatten()[:in_count // 10] for c in range(10)])
+    clean_index = test_index  # the same test images as they are
     clean_views = openset.view_batch([test.images[i].permute(1, 2, 0).numpy() for i in clean_index.tolist()])
     print(f"{len(fit_photos)} training images re-photographed and as they are to fit the rules, {len(combine)} "
           f"re-photographed for a combination, "
@@ -368,6 +368,7 @@ def run(args) -> Path:
         "clean": [test.images[i].permute(1, 2, 0).numpy() for i in clean_index.tolist()],
         "outside": [p.image for p in outside], "registry": [p.image for p in registry_held]})
     signal_thresholds = {name: signal_threshold(v["fit"], args.signal_rate) for name, v in signal_values.items()}
+    signal_thresholds.update(kept_thresholds())
     labels = torch.tensor([p.label for p in inside])
     families = np.array([p.family for p in outside])
     family_names = list(dict.fromkeys(families))
@@ -428,14 +429,16 @@ def run(args) -> Path:
                 "threshold_images": len(calibration), "threshold_images_unseen": bool(args.unseen),
                 "detector_outliers": f"{len(registry_fit)} registry photos ({', '.join(registry_photos.PACKAGES)})",
                 "none_rate_set": args.verdict_rate,
-                "threshold_for": "detector + face + digit on paper (openset.judge)",
+                "threshold_for": "detector + face + digit on paper + two-toned (openset.judge)",
+                "eval_seed": args.eval_seed,
                 "signal_thresholds": {name: float(t) for name, t in signal_thresholds.items()},
                 "figures": figures, "command": "python bench/bench.py openset " + " ".join(sys.argv[2:])})
             written = str(rule.save(openset.stats_path(path)))
             print(f"-> {written}")
     meta = {**environment(torch.device("cpu")), "hardware": device_name(torch.device("cpu")),
             "in_class": len(inside), "out_of_class": {f: int((families == f).sum()) for f in family_names},
-            "none_rate_set": args.none_rate, "chosen_score": CHOSEN, "stats_written": written,
+            "none_rate_set": args.none_rate, "eval_seed": args.eval_seed, "chosen_score": CHOSEN,
+            "stats_written": written,
             "signal_rate_set": args.signal_rate, "signal_thresholds": signal_thresholds,
             "signal_ms_per_photo": signal_cost}
     out = report("openset", [dict(r) for r in rows], meta, args.out)
@@ -518,6 +521,9 @@ def main(argv=None) -> int:
                              "ran 0.3-0.8 points above the threshold images in every run (training images fit better)")
     parser.add_argument("--signal-rate", type=float, default=0.01,
                         help="share of the fit images an added signal (face, digit, two-toned) may call 'none'")
+    parser.add_argument("--eval-seed", type=int, default=0,
+                        help="the evaluation photos' draw: 0, the set the rules were chosen on; 1, 2, ...: fresh "
+                             "photos (the next in-count test images, other renderings of the other things)")
     parser.add_argument("--write-stats", action="store_true", help="write the first checkpoint's open-set file")
     parser.add_argument("--cost", action="store_true",
                         help="only time the Photo tab's answer with and without the verdict (20 photos of other "

@@ -121,12 +121,13 @@ def test_a_photo_as_small_as_a_cifar10_image_gets_no_margin():
 
 
 @pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
-def test_the_shipped_threshold_was_set_for_the_face_and_digit_settings_judge_uses():
+def test_the_shipped_threshold_was_set_for_the_face_digit_and_two_tone_settings_judge_uses():
     """The file's channel threshold is re-set for the three checks together (bench/openset.py --write-stats): it
     holds only while judge() asks the face and digit checks at the settings that run fitted."""
     fitted = openset.load(CHECKPOINT_DIR / "cifar10.safetensors").meta["signal_thresholds"]
     assert fitted["face (Haar alt2: neighbours)"] == openset.FACE_NEIGHBOURS
     assert fitted["digit (MNIST model: top probability)"] == pytest.approx(openset.DIGIT_SURE, abs=1e-6)
+    assert fitted["two-toned (Otsu: share of the variance)"] == openset.TWO_TONE
 
 
 @pytest.mark.skipif(not SHIPPED_RULE.is_file(), reason="no checkpoints/cifar10.openset.safetensors shipped")
@@ -241,8 +242,13 @@ def test_the_benchs_signal_threshold_leaves_at_most_the_rate_above_it():
     assert (counts > threshold(counts, 0.04)).mean() <= 0.04
 
 
-def test_the_benchs_two_tone_is_one_for_two_levels_and_three_quarters_for_an_even_ramp():
-    two_tone = bench_openset().two_tone
+def test_a_two_toned_verdict_says_ink_on_paper_or_a_sign_and_the_closest_class():
+    text = openset.Verdict(True, 0.5, 1.5, "truck", "two-toned").text(["airplane", "truck"])
+    assert text.startswith("This looks like ink on paper or a sign") and "closest: **truck**" in text
+
+
+def test_two_tone_is_one_for_two_levels_and_three_quarters_for_an_even_ramp():
+    two_tone = openset.two_tone
     page = np.full((64, 64, 3), 230, np.uint8)
     page[20:40, 10:50] = 20
     assert two_tone(page) == pytest.approx(1.0)

@@ -49,14 +49,15 @@ def explain_answer(source, drawing, photo, target=PREDICTED, layer="conv5", trai
 
 
 def openset_line(classifier, image) -> str:
-    """The open-set score of a photo, as the Photo tab judges it: score, threshold, a face or digit found, verdict; ""
-    for a model without an open-set file (a visitor's own, the drawings')."""
+    """The open-set score of a photo, as the Photo tab judges it: score, threshold, a face, digit or ink found,
+    verdict; "" for a model without an open-set file (a visitor's own, the drawings')."""
     with user_errors():
         verdict = openset.judge(classifier, image)
     if verdict is None:
         return ""
     found = {"face": ", but a face detector finds a person's face",
-             "digit": f", but the digit model reads a {verdict.digit[0]} at {verdict.digit[1]:.1%}"}
+             "digit": f", but the digit model reads a {verdict.digit[0]} at {verdict.digit[1]:.1%}",
+             "two-toned": ", but two gray levels make up almost all of it (ink on paper or a sign)"}
     return (f" Open-set score: a detector fitted on training photos and on photos of other things scores its "
             f"layers' activity **{verdict.score:+.1f}** (higher: less like the ten; threshold "
             f"{verdict.threshold:+.1f}){found.get(verdict.reason, '')}, "
