@@ -68,7 +68,7 @@ FACE_PAD = 0.3  # of FACE_SIDE: a border of the photo's mean gray on each side b
 FACE_PAD_FROM = 64  # px, the photo's shorter side: a smaller photo (a CIFAR-10 image, 32 px) gets no border; upscaled,
 # it is blur in which a border lets the cascade see faces (the automobile example: 8 neighbours with one, 0 without)
 DIGIT_SURE = 0.9767308  # the fit images' 99th percentile, light evened (bench: 0.97673082)
-# 2026-12-03, for the file fine-tuned for photos: a third check, ink on a page or a sign (text, house numbers): two
+# 2026-12-03, for the file fine-tuned for photos: a fourth check, ink on a page or a sign (text, house numbers): two
 # gray levels explain TWO_TONE of the photo's variance (Otsu's split). At the fit images' 99th percentile (0.915) it
 # called 2.5% of the threshold images "none", which the detector's threshold then paid for; at 0.95 (their 99.8th,
 # 0.949) 0.8%. 0.4 ms a photo.
